@@ -1,0 +1,29 @@
+# morec-stack: `make demo` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean-venv
+
+setup: $(STAMP)
+
+# Re-installs only when the pinned requirements or package metadata change.
+$(STAMP): requirements.txt ros2_ws/src/morec/setup.py ros2_ws/src/morec_ros/setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e ros2_ws/src/morec -e ros2_ws/src/morec_ros
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q tests
+
+demo: setup
+	$(PY) -m morec.cli demo
+
+bench: setup
+	$(PY) -m morec.cli bench --out artifacts/bench
+
+clean-venv:
+	rm -rf $(VENV)
