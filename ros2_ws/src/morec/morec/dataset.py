@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -110,6 +112,8 @@ class Dataset:
 
     @staticmethod
     def concatenate(parts: list["Dataset"], metadata: dict) -> "Dataset":
+        if not parts:
+            raise DatasetError("cannot concatenate an empty list of datasets")
         dims = {(p.obs_dim, p.act_dim) for p in parts}
         if len(dims) != 1:
             raise DatasetError(f"cannot concatenate datasets of different dimensions: {sorted(dims)}")
@@ -145,10 +149,13 @@ class Dataset:
                     raise DatasetError(f"{path}: missing arrays {missing}")
                 meta = json.loads(str(f["metadata"]))
                 arrays = {k: f[k] for k in ARRAYS}
-        except (OSError, ValueError, json.JSONDecodeError) as err:
-            if isinstance(err, DatasetError):
-                raise
-            raise DatasetError(f"{path}: not a readable morec dataset ({err})") from err
+        except DatasetError:
+            raise
+        # A truncated or corrupted .npz surfaces as a zip, zlib or EOF error rather than a ValueError.
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            raise DatasetError(f"{path}: not a readable morec dataset ({type(err).__name__}: {err})") from err
+        if not isinstance(meta, dict):
+            raise DatasetError(f"{path}: metadata is a JSON {type(meta).__name__}, expected an object")
         if meta.get("format") != FORMAT:
             raise DatasetError(f"{path}: metadata format is {meta.get('format')!r}, expected {FORMAT!r}")
         if meta.get("format_version", 0) > FORMAT_VERSION:
@@ -156,5 +163,5 @@ class Dataset:
                                f"({FORMAT_VERSION}); upgrade morec")
         try:
             return cls(**arrays, metadata=meta)
-        except DatasetError as err:
+        except ValueError as err:  # DatasetError, or arrays of a type that does not convert to float
             raise DatasetError(f"{path}: {err}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import tempfile
@@ -31,3 +32,19 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 def write_json(path: str | os.PathLike, obj) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+class CsvLog:
+    """Training-loss log, one row per call, flushed at once so a long run can be watched."""
+
+    def __init__(self, path: str | os.PathLike | None, header: list[str]):
+        self.path = Path(path) if path else None
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("w", newline="") as f:
+                csv.writer(f).writerow(header)
+
+    def row(self, values: list) -> None:
+        if self.path:
+            with self.path.open("a", newline="") as f:
+                csv.writer(f).writerow(values)

@@ -1,0 +1,223 @@
+"""`morec`: the command line of morec-stack's learning core.
+
+    morec behavior train   train SAC behaviour policies (checkpoints with their returns)
+    morec collect          write an offline dataset from a behaviour policy
+    morec train-dynamics   fit the probabilistic ensemble
+    morec train-reward     learn the MOREC dynamics reward
+    morec export           export both to ONNX (with a parity check)
+    morec diagnose         does the filter help? error curves, rank correlation, AUC (JSON + PNG)
+    morec demo             the end-to-end pipeline on the tiny task
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def apply_overrides(cfg, overrides: list[str]):
+    """`key=value` pairs onto a config dataclass, with the field's own type (tuples as a,b,c)."""
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    changes = {}
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise SystemExit(f"bad --set {item!r}: expected key=value with key one of {sorted(fields)}")
+        current = getattr(cfg, key)
+        if isinstance(current, tuple):
+            kind = type(current[0]) if current else float
+            changes[key] = tuple(kind(v) for v in value.split(","))
+        elif isinstance(current, bool):
+            changes[key] = value.lower() in ("1", "true", "yes")
+        elif current is None:
+            changes[key] = None if value.lower() == "none" else float(value)
+        else:
+            changes[key] = None if value.lower() == "none" else type(current)(value)
+    return dataclasses.replace(cfg, **changes)
+
+
+def cmd_behavior_train(args) -> int:
+    from .behavior import SACConfig, train_sac
+    from .tasks import get_task
+
+    cfg = apply_overrides(SACConfig(total_steps=args.steps, seed=args.seed), args.set)
+    train_sac(get_task(args.task), args.out, cfg)
+    return 0
+
+
+def cmd_collect(args) -> int:
+    from .behavior import load_policy, pick_checkpoint
+    from .collect import replay_buffer_dataset, rollout_dataset
+    from .dataset import Dataset
+    from .tasks import get_task
+
+    task = get_task(args.task)
+
+    def policy_data(level: str, steps: int, seed: int) -> Dataset:
+        if level == "random":
+            return rollout_dataset(task, None, steps, seed, "random")
+        ckpt = pick_checkpoint(args.behavior, level, task.expert_return if args.d4rl_reference else None)
+        sac = load_policy(Path(args.behavior) / ckpt["policy"])
+        data = rollout_dataset(task, lambda o: sac.predict(o, deterministic=False)[0], steps, seed,
+                               f"{level}:{ckpt['policy']}")
+        data.metadata["behavior_checkpoint"] = ckpt
+        return data
+
+    if args.level in ("random", "medium", "expert"):
+        data = policy_data(args.level, args.steps, args.seed)
+    elif args.level == "medium-replay":
+        ckpt = pick_checkpoint(args.behavior, "medium", task.expert_return if args.d4rl_reference else None)
+        data = replay_buffer_dataset(task, Path(args.behavior) / ckpt["replay_buffer"], f"medium-replay:{ckpt['policy']}")
+        data.metadata["behavior_checkpoint"] = ckpt
+    elif args.level == "medium-expert":
+        half = args.steps // 2
+        parts = [policy_data("medium", half, args.seed), policy_data("expert", args.steps - half, args.seed + 1)]
+        data = Dataset.concatenate(parts, {**parts[0].metadata, "policy": "medium-expert",
+                                           "parts": [p.metadata["policy"] for p in parts]})
+    else:
+        raise SystemExit(f"unknown level {args.level!r}")
+    data.metadata["command"] = "morec " + shlex.join(sys.argv[1:])
+    data.save(args.out)
+    returns = data.episode_returns()
+    print(f"wrote {args.out}: {len(data)} transitions, {len(returns)} episodes, "
+          f"mean episode return {returns.mean():.1f}")
+    return 0
+
+
+def cmd_train_dynamics(args) -> int:
+    import torch
+
+    from .bundle import ENSEMBLE_PT, update_card
+    from .dataset import Dataset
+    from .ensemble import EnsembleConfig, train_ensemble
+
+    torch.set_num_threads(args.threads)
+    data = Dataset.load(args.data)
+    cfg = apply_overrides(EnsembleConfig(seed=args.seed), args.set)
+    bundle = Path(args.bundle)
+    model = train_ensemble(data, cfg, log_csv=bundle / "ensemble_log.csv")
+    model.save(bundle / ENSEMBLE_PT)
+    update_card(bundle, "ensemble", {"data": str(args.data), "command": "morec " + shlex.join(sys.argv[1:]),
+                                     "config": dataclasses.asdict(cfg), **model.metadata})
+    print(f"saved {bundle / ENSEMBLE_PT}: elites {model.elites.tolist()}, hold-out mse "
+          f"{np.mean(sorted(model.metadata['holdout_mse'])[:cfg.elites]):.5f}")
+    return 0
+
+
+def cmd_train_reward(args) -> int:
+    import torch
+
+    from .bundle import ENSEMBLE_PT, REWARD_PT, update_card
+    from .dataset import Dataset
+    from .dynamics_reward import RewardConfig, train_dynamics_reward
+    from .ensemble import EnsembleDynamics
+    from .tasks import get_task
+
+    torch.set_num_threads(args.threads)
+    data = Dataset.load(args.data)
+    bundle = Path(args.bundle)
+    ensemble = EnsembleDynamics.load(bundle / ENSEMBLE_PT)
+    cfg = apply_overrides(RewardConfig(seed=args.seed), args.set)
+    space = get_task(data.metadata["env_id"]).make_env().action_space
+    reward = train_dynamics_reward(data, ensemble, cfg, log_csv=bundle / "reward_log.csv",
+                                   action_bounds=(space.low, space.high))
+    reward.save(bundle / REWARD_PT)
+    update_card(bundle, "dynamics_reward", {"data": str(args.data), "command": "morec " + shlex.join(sys.argv[1:]),
+                                            **reward.metadata})
+    print(f"saved {bundle / REWARD_PT}: {reward.num_snapshots} snapshots")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .bundle import ENSEMBLE_ONNX, ENSEMBLE_PT, REWARD_ONNX, REWARD_PT, update_card
+    from .dynamics_reward import DynamicsReward
+    from .ensemble import EnsembleDynamics
+    from .export import export_dynamics_reward, export_ensemble
+
+    bundle = Path(args.bundle)
+    export_ensemble(EnsembleDynamics.load(bundle / ENSEMBLE_PT), bundle / ENSEMBLE_ONNX)
+    written = [ENSEMBLE_ONNX]
+    if (bundle / REWARD_PT).exists():
+        export_dynamics_reward(DynamicsReward.load(bundle / REWARD_PT), bundle / REWARD_ONNX)
+        written.append(REWARD_ONNX)
+    update_card(bundle, "onnx", {"files": written, "command": "morec " + shlex.join(sys.argv[1:])})
+    print(f"exported {', '.join(str(bundle / w) for w in written)} (parity with torch checked)")
+    return 0
+
+
+def cmd_diagnose(args) -> int:
+    from .diagnostics import diagnose
+
+    report = diagnose(Path(args.bundle), Path(args.train_data), dict(s.split("=", 1) for s in args.eval_data),
+                      horizon=args.horizon, starts=args.starts, transitions=args.transitions, seed=args.seed,
+                      out_json=Path(args.out), plot=Path(args.plot) if args.plot else None)
+    print(json.dumps(report["summary"], indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="morec", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    behavior = sub.add_parser("behavior", help="behaviour policies").add_subparsers(dest="action", required=True)
+    p = behavior.add_parser("train", help="train SAC with stable-baselines3, checkpointing with returns")
+    p.add_argument("--task", required=True)
+    p.add_argument("--out", required=True, help="directory for checkpoints and checkpoints.json")
+    p.add_argument("--steps", type=int, default=300_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", nargs="*", help="SACConfig overrides key=value")
+    p.set_defaults(func=cmd_behavior_train)
+
+    p = sub.add_parser("collect", help="write an offline dataset")
+    p.add_argument("--task", required=True)
+    p.add_argument("--level", required=True, choices=("random", "medium", "expert", "medium-replay", "medium-expert"))
+    p.add_argument("--behavior", help="directory of `morec behavior train` (all levels but random)")
+    p.add_argument("--steps", type=int, default=100_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--d4rl-reference", action="store_true",
+                   help="medium = a third of the D4RL expert return instead of the best checkpoint's")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.set_defaults(func=cmd_collect)
+
+    for name, func, cfg_name in (("train-dynamics", cmd_train_dynamics, "EnsembleConfig"),
+                                 ("train-reward", cmd_train_reward, "RewardConfig")):
+        p = sub.add_parser(name, help=f"train into a bundle directory ({cfg_name} overrides with --set)")
+        p.add_argument("--data", required=True)
+        p.add_argument("--bundle", required=True)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+        p.add_argument("--set", nargs="*", help=f"{cfg_name} overrides key=value")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("export", help="export a bundle's models to ONNX")
+    p.add_argument("--bundle", required=True)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("diagnose", help="measure the filter on held-out data")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--train-data", required=True)
+    p.add_argument("--eval-data", nargs="+", required=True, metavar="NAME=PATH")
+    p.add_argument("--horizon", type=int, default=50)
+    p.add_argument("--starts", type=int, default=200)
+    p.add_argument("--transitions", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="report JSON")
+    p.add_argument("--plot", help="report PNG")
+    p.set_defaults(func=cmd_diagnose)
+
+    args = parser.parse_args(argv)
+    start = time.time()
+    code = args.func(args)
+    print(f"[morec {args.command}] done in {time.time() - start:.1f}s")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

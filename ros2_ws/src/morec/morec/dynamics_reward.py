@@ -1,0 +1,231 @@
+"""MOREC dynamics reward: a discriminator history learned adversarially, averaged into r_D(s, a, s').
+
+Training is a GAIL-style game on a fixed data set. The generator is a copy of the maximum-likelihood
+ensemble; the discriminator D(s, a, s') tells data transitions from generated ones. Every
+`snapshot_every` iterations a snapshot of D is kept with its calibration: the mean logit on data
+("expert value") and on model samples ("learner value"). The reward averages the last snapshots:
+
+    p_k = sigmoid(rescale(clip(logit_k, learner_k, expert_k)) to [-1, 1]),  r_D = -log(1 - mean_k p_k + 1e-9)
+
+so r_D lies in about [0.31, 1.31]. docs/dynamics_reward.md lists every choice the paper leaves open.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from .dataset import Dataset
+from .ensemble import EnsembleDynamics, _load_checkpoint
+from .fileio import CsvLog, atomic_path
+from .nn import MinMaxScaler, StackedMLP
+
+
+@dataclass
+class RewardConfig:
+    iterations: int = 4000
+    batch_size: int = 256
+    disc_lr: float = 3e-4
+    gen_lr: float = 1e-4
+    # Weight of the generator's Gaussian NLL on data: anchors it to the data while it chases D.
+    gen_nll_coef: float = 1.0
+    # Share of each negative batch made of data transitions with s' perturbed by Gaussian noise whose
+    # scale (relative to the per-dimension std of s' - s) is log-uniform in noise_scale. 0 = pure GAIL.
+    noise_negatives: float = 0.5
+    noise_scale: tuple[float, float] = (0.01, 1.0)
+    snapshot_every: int = 10
+    keep_snapshots: int = 400
+    snapshot_stride: int = 10
+    # Calibrate the learner value on the samples the filter will actually score (the rollout
+    # ensemble's elites) rather than on the adversarial generator's.
+    calibrate_on: str = "ensemble"
+    calibration_size: int = 2048
+    seed: int = 0
+
+
+class Discriminator(nn.Module):
+    """K stacked discriminators (K = 1 while training, K = snapshots at use) scoring candidate next states.
+
+    Branch 1 embeds (s, a) once per pair and is shared by all its candidates; branch 2 embeds s' - s;
+    an MLP head on both lets the (s, a) context decide which state changes are plausible.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, k: int = 1):
+        super().__init__()
+        self.obs_dim, self.act_dim, self.k = obs_dim, act_dim, k
+        self.obs_scaler = MinMaxScaler(obs_dim, 0.8)
+        self.act_scaler = MinMaxScaler(act_dim, 1.0)
+        self.sa_branch = StackedMLP(k, [obs_dim + act_dim, 256, 128, 64], nn.ReLU, out_activation=True)
+        self.delta_branch = StackedMLP(k, [obs_dim, 256, 128, 16], nn.ReLU, out_activation=True)
+        self.head = StackedMLP(k, [80, 64, 1], nn.ReLU)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        """obs [B, S], act [B, A], next_obs candidates [B, C, S] -> logits [K, B, C]."""
+        b, c, _ = next_obs.shape
+        sa = torch.cat([self.obs_scaler(obs), self.act_scaler(act)], dim=-1)
+        h_sa = self.sa_branch(sa.expand(self.k, *sa.shape))  # [K, B, 64]
+        delta = self.obs_scaler.scale(next_obs - obs.unsqueeze(1)).reshape(b * c, self.obs_dim)
+        h_delta = self.delta_branch(delta.expand(self.k, *delta.shape))  # [K, B*C, 16]
+        h_sa = h_sa.unsqueeze(2).expand(self.k, b, c, 64).reshape(self.k, b * c, 64)
+        return self.head(torch.cat([h_sa, h_delta], dim=-1)).reshape(self.k, b, c)
+
+
+class DynamicsReward(nn.Module):
+    """r_D from K calibrated discriminator snapshots, evaluated together."""
+
+    def __init__(self, obs_dim: int, act_dim: int, k: int):
+        super().__init__()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.disc = Discriminator(obs_dim, act_dim, k)
+        self.register_buffer("expert_value", torch.zeros(k, 1, 1))
+        self.register_buffer("learner_value", -torch.ones(k, 1, 1))
+        self.metadata: dict = {}
+
+    @property
+    def num_snapshots(self) -> int:
+        return self.disc.k
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        """obs [B, S], act [B, A], candidates [B, C, S] -> r_D [B, C]."""
+        logits = self.disc(obs, act, next_obs)
+        clipped = torch.minimum(torch.maximum(logits, self.learner_value), self.expert_value)
+        unit = 2.0 * (clipped - self.learner_value) / (self.expert_value - self.learner_value) - 1.0
+        p = torch.sigmoid(unit).mean(dim=0)
+        return -torch.log(1.0 - p + 1e-9)
+
+    def mean_logit(self, obs, act, next_obs) -> torch.Tensor:
+        """Uncalibrated average logit over snapshots (a diagnostic: no clipping, no ties)."""
+        return self.disc(obs, act, next_obs).mean(dim=0)
+
+    @classmethod
+    def from_snapshots(cls, snapshots: list[dict], obs_dim: int, act_dim: int) -> "DynamicsReward":
+        """Stack snapshot state dicts of a K=1 Discriminator (+ calibration) into one K-snapshot reward."""
+        model = cls(obs_dim, act_dim, len(snapshots))
+        stacked = {key: torch.cat([s["disc"][key] for s in snapshots], dim=0) if key.split(".")[-1] in
+                   ("weight", "bias") else snapshots[-1]["disc"][key] for key in snapshots[0]["disc"]}
+        model.disc.load_state_dict(stacked)
+        model.expert_value.copy_(torch.tensor([s["expert"] for s in snapshots]).view(-1, 1, 1))
+        model.learner_value.copy_(torch.tensor([s["learner"] for s in snapshots]).view(-1, 1, 1))
+        return model.eval()
+
+    def save(self, path: str | Path) -> None:
+        state = {"kind": "morec-dynamics-reward", "obs_dim": self.obs_dim, "act_dim": self.act_dim,
+                 "snapshots": self.num_snapshots, "state_dict": self.state_dict(), "metadata": self.metadata}
+        with atomic_path(path, suffix=".pt") as tmp:
+            torch.save(state, tmp)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DynamicsReward":
+        state = _load_checkpoint(path, "morec-dynamics-reward", "morec train-reward")
+        model = cls(state["obs_dim"], state["act_dim"], state["snapshots"])
+        model.load_state_dict(state["state_dict"])
+        model.metadata = state["metadata"]
+        return model.eval()
+
+
+def sample_members(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, members: torch.Tensor,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """One reparameterised next-state sample per row, row i from ensemble member members[i]."""
+    mean, logvar = model(obs, act)
+    rows = torch.arange(len(obs))
+    mu, std = mean[members, rows, : model.obs_dim], torch.exp(0.5 * logvar[members, rows, : model.obs_dim])
+    eps = torch.randn(mu.shape, generator=generator)
+    return obs + mu + std * eps
+
+
+def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: RewardConfig = RewardConfig(),
+                          log_csv: str | Path | None = None, progress: bool = True,
+                          action_bounds: tuple[np.ndarray, np.ndarray] | None = None) -> DynamicsReward:
+    """Learn the dynamics reward on `data`, with a copy of `ensemble` as the generator."""
+    if cfg.calibrate_on not in ("ensemble", "generator"):
+        raise ValueError(f"calibrate_on must be 'ensemble' or 'generator', got {cfg.calibrate_on!r}")
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    obs, act = torch.from_numpy(data.observations), torch.from_numpy(data.actions)
+    nxt, rew = torch.from_numpy(data.next_observations), torch.from_numpy(data.rewards)
+    n, members = len(data), ensemble.cfg.members
+    elites = ensemble.elites.clone()
+
+    disc = Discriminator(data.obs_dim, data.act_dim, k=1)
+    disc.obs_scaler.fit(np.minimum(data.observations.min(0), data.next_observations.min(0)),
+                        np.maximum(data.observations.max(0), data.next_observations.max(0)))
+    low, high = action_bounds if action_bounds is not None else (data.actions.min(0), data.actions.max(0))
+    disc.act_scaler.fit(low, high)
+    generator = copy.deepcopy(ensemble).train()
+    for p in ensemble.parameters():
+        p.requires_grad_(False)
+    d_opt = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr)
+    g_opt = torch.optim.Adam(generator.mlp.parameters(), lr=cfg.gen_lr)
+    delta_std = torch.from_numpy((data.next_observations - data.observations).std(0))
+    log_lo, log_hi = np.log(cfg.noise_scale[0]), np.log(cfg.noise_scale[1])
+    n_noise = int(round(cfg.noise_negatives * cfg.batch_size))
+    calib = torch.from_numpy(rng.choice(n, size=min(cfg.calibration_size, n), replace=False))
+    snapshots: list[dict] = []
+    log = CsvLog(log_csv, ["iteration", "d_loss", "g_adv", "g_nll", "logit_data", "logit_model", "logit_noise"])
+    start = time.time()
+
+    for it in tqdm(range(1, cfg.iterations + 1), desc="dynamics reward", disable=not progress, mininterval=2):
+        idx = torch.from_numpy(rng.integers(0, n, cfg.batch_size))
+        s, a, s_next = obs[idx], act[idx], nxt[idx]
+        who = torch.from_numpy(rng.integers(0, members, cfg.batch_size))
+        fake = sample_members(generator, s, a, who)
+
+        # Discriminator: data = 1; generator samples and (optionally) noise-perturbed data = 0.
+        scale = torch.from_numpy(np.exp(rng.uniform(log_lo, log_hi, (n_noise, 1))).astype(np.float32))
+        noisy = s_next[:n_noise] + scale * delta_std * torch.randn(n_noise, data.obs_dim)
+        negatives = torch.cat([fake.detach()[: cfg.batch_size - n_noise], noisy])
+        logit_real = disc(s, a, s_next.unsqueeze(1))[0, :, 0]
+        logit_neg = disc(s, a, negatives.unsqueeze(1))[0, :, 0]
+        d_loss = (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
+                  + F.binary_cross_entropy_with_logits(logit_neg, torch.zeros_like(logit_neg)))
+        d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        d_opt.step()
+
+        # Generator: fool D (reparameterised gradient through the sample), stay likely under the data.
+        g_adv = -F.logsigmoid(disc(s, a, fake.unsqueeze(1))).mean()
+        mean, logvar = generator(s, a)
+        target = torch.cat([s_next - s, rew[idx, None]], dim=-1)
+        g_nll = (((mean - target) ** 2) * torch.exp(-logvar) + logvar).mean()
+        g_opt.zero_grad(set_to_none=True)
+        (g_adv + cfg.gen_nll_coef * g_nll).backward()
+        g_opt.step()
+
+        if it % cfg.snapshot_every == 0:
+            snapshots.append(_snapshot(disc, generator if cfg.calibrate_on == "generator" else ensemble,
+                                       elites if cfg.calibrate_on == "ensemble" else None,
+                                       obs[calib], act[calib], nxt[calib], rng))
+            snapshots = snapshots[-cfg.keep_snapshots:]
+        if it % 100 == 0:
+            log.row([it, d_loss.item(), g_adv.item(), g_nll.item(), logit_real.mean().item(),
+                     logit_neg[: cfg.batch_size - n_noise].mean().item(),
+                     logit_neg[cfg.batch_size - n_noise:].mean().item() if n_noise else float("nan")])
+
+    used = snapshots[::-1][:: cfg.snapshot_stride][::-1]  # every stride-th, counted back from the newest
+    reward = DynamicsReward.from_snapshots(used, data.obs_dim, data.act_dim)
+    reward.metadata = {"env_id": data.metadata.get("env_id"), "dataset_fingerprint": data.fingerprint(),
+                       "config": asdict(cfg), "snapshots_used": len(used),
+                       "train_seconds": round(time.time() - start, 1),
+                       "ensemble_fingerprint": ensemble.metadata.get("dataset_fingerprint")}
+    return reward
+
+
+@torch.no_grad()
+def _snapshot(disc: Discriminator, sampler: EnsembleDynamics, elites: torch.Tensor | None,
+              obs, act, nxt, rng: np.random.Generator) -> dict:
+    """Copy D's weights with its calibration on a fixed batch of data and fresh model samples."""
+    pool = elites if elites is not None else torch.arange(sampler.cfg.members)
+    who = pool[torch.from_numpy(rng.integers(0, len(pool), len(obs)))]
+    fake = sample_members(sampler, obs, act, who)
+    expert = disc(obs, act, nxt.unsqueeze(1)).mean().item()
+    learner = disc(obs, act, fake.unsqueeze(1)).mean().item()
+    learner = min(learner, expert - 1e-3)  # a degenerate snapshot must not divide by zero
+    return {"disc": {k: v.clone() for k, v in disc.state_dict().items()}, "expert": expert, "learner": learner}
