@@ -39,7 +39,7 @@ class RewardConfig:
     gen_nll_coef: float = 1.0
     # Share of each negative batch made of data transitions with s' perturbed by Gaussian noise whose
     # scale (relative to the per-dimension std of s' - s) is log-uniform in noise_scale. 0 = pure GAIL.
-    noise_negatives: float = 0.5
+    noise_negatives: float = 0.0
     noise_scale: tuple[float, float] = (0.01, 1.0)
     snapshot_every: int = 10
     keep_snapshots: int = 400
