@@ -1,0 +1,217 @@
+"""Process runner for the pip world (`morec up <config>`): `ros2 launch` has no wheels, this is the part of it we need.
+
+A config (launch/configs/<name>.yaml, read by the launch files too) lists the nodes to start:
+
+    nodes:
+      - name: morec_sim                  # node name; also its section in the parameter files
+        executable: morec_sim            # console script, or a path relative to the config
+        package: morec_ros               # optional (default morec_ros): where a distro install keeps it
+        params: [../params/stack.yaml]   # parameter files, relative to the config; later ones win
+
+Each node runs as its own process with `--ros-args -r __node:=<name> --params-file <file>...`,
+its output prefixed with its name. Everything stops on Ctrl-C / SIGTERM, or as soon as one node
+exits on its own; that is a failure and `up` returns non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import yaml
+
+DEFAULT_PACKAGE = "morec_ros"
+
+
+class RunnerError(RuntimeError):
+    """A config that cannot be started: unknown, malformed, or naming missing files."""
+
+
+@dataclass(frozen=True)
+class NodeProcess:
+    name: str
+    executable: Path
+    params: tuple[Path, ...]
+
+    def command(self) -> list[str]:
+        args = [str(self.executable), "--ros-args", "-r", f"__node:={self.name}"]
+        for path in self.params:
+            args += ["--params-file", str(path)]
+        return args
+
+
+def config_dir() -> Path:
+    # morec/runner.py -> ros2_ws/src/morec -> ros2_ws/src -> ros2_ws -> repository root
+    return Path(__file__).resolve().parents[4] / "launch" / "configs"
+
+
+def load_config(config: str | os.PathLike) -> list[NodeProcess]:
+    """Read a config by name ("sim_only") or path, resolving executables and parameter files."""
+    text = str(config)
+    path = Path(text) if text.endswith((".yaml", ".yml")) or os.sep in text else config_dir() / f"{text}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in config_dir().glob("*.yaml"))
+        raise RunnerError(f"no config {path}; configs in {config_dir()}: {known}")
+    doc = yaml.safe_load(path.read_text())
+    if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list) or not doc["nodes"]:
+        raise RunnerError(f"{path}: expected 'nodes:' with a list of nodes")
+    nodes, missing = [], []
+    for i, item in enumerate(doc["nodes"]):
+        if not (isinstance(item, dict) and all(isinstance(item.get(k), str) for k in ("name", "executable"))):
+            raise RunnerError(f"{path}: nodes[{i}] needs a name and an executable, got {item!r}")
+        unknown = set(item) - {"name", "executable", "package", "params"}
+        if unknown:
+            raise RunnerError(f"{path}: nodes[{i}]: unknown keys {sorted(unknown)}")
+        params = item.get("params", [])
+        params = [params] if isinstance(params, str) else params
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            raise RunnerError(f"{path}: nodes[{i}].params must be a file or a list of files")
+        params = tuple((path.parent / p).resolve() for p in params)
+        missing += [str(p) for p in params if not p.is_file()]
+        executable = _find_executable(item["executable"], item.get("package", DEFAULT_PACKAGE), path.parent)
+        if executable is None:
+            missing.append(f"executable {item['executable']}")
+        else:
+            nodes.append(NodeProcess(item["name"], executable, params))
+    names = [n["name"] for n in doc["nodes"]]
+    if len(set(names)) != len(names):
+        raise RunnerError(f"{path}: node names must be unique, got {names}")
+    if missing:
+        raise RunnerError(f"{path}: not found: {', '.join(missing)} (is the package installed? `make setup`)")
+    return nodes
+
+
+def _find_executable(executable: str, package: str, base: Path) -> Path | None:
+    if os.sep in executable:
+        candidate = (base / executable).resolve()
+        return candidate if os.access(candidate, os.X_OK) else None
+    # Console scripts sit next to the interpreter in a venv (activated or not), on PATH, or in
+    # lib/<package> of a colcon / distro install prefix.
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    search = [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+    search += [str(Path(p) / "lib" / package) for p in prefixes]
+    found = shutil.which(executable, path=os.pathsep.join(search))
+    return Path(found) if found else None
+
+
+class _Output:
+    """Writes whole lines from several processes, each prefixed with its node name."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def line(self, prefix: str, text: str) -> None:
+        with self._lock:
+            self._stream.write(f"[{prefix}] {text.rstrip()}\n")
+            self._stream.flush()
+
+    def pump(self, prefix: str, pipe) -> threading.Thread:
+        def run():
+            for text in pipe:
+                self.line(prefix, text)
+
+        thread = threading.Thread(target=run, name=f"output-{prefix}", daemon=True)
+        thread.start()
+        return thread
+
+
+def up(config: str | os.PathLike, domain_id: int | None = None, *, stop_timeout: float = 5.0,
+       output: TextIO | None = None) -> int:
+    """Run the nodes of `config` until Ctrl-C / SIGTERM (returns 0) or until one exits (returns non-zero).
+
+    Must be called from the main thread (it handles SIGINT and SIGTERM while running).
+    """
+    out = _Output(output or sys.stdout)
+    try:
+        nodes = load_config(config)
+    except RunnerError as e:
+        out.line("runner", f"error: {e}")
+        return 2
+    if domain_id is not None and not 0 <= domain_id <= 232:
+        out.line("runner", f"error: ROS_DOMAIN_ID must be within 0..232, got {domain_id}")
+        return 2
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # ROS loggers write INFO to stdout, fully buffered when it is a pipe: flush every line.
+    env.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
+    if domain_id is not None:
+        env["ROS_DOMAIN_ID"] = str(domain_id)
+
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    running: dict[str, subprocess.Popen] = {}
+    pumps = []
+    failure = None
+    try:
+        for node in nodes:
+            # A session of its own: a terminal's Ctrl-C reaches only the runner, which stops the
+            # nodes in order instead of all of them racing.
+            proc = subprocess.Popen(node.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, env=env, text=True, errors="replace",
+                                    start_new_session=True)
+            running[node.name] = proc
+            pumps.append(out.pump(node.name, proc.stdout))
+            out.line("runner", f"started {node.name} (pid {proc.pid}): {' '.join(node.command())}")
+        while failure is None and not stop.wait(0.1):
+            failure = next(((name, p.returncode) for name, p in running.items() if p.poll() is not None), None)
+    except OSError as e:
+        failure = ("runner", f"cannot start a node: {e}")
+    finally:
+        if failure is not None:
+            out.line("runner", f"{failure[0]} exited ({failure[1]}); stopping the others")
+        _stop_all(running, stop_timeout, out)
+        for thread in pumps:
+            thread.join(timeout=1.0)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if failure is not None:
+        code = failure[1]
+        return code if isinstance(code, int) and code > 0 else 1
+    # Asked to stop: clean only if every node shut down on its own after SIGINT.
+    clean = all(p.returncode in (0, -signal.SIGINT, 128 + signal.SIGINT) for p in running.values())
+    return 0 if clean else 1
+
+
+def _stop_all(running: dict[str, subprocess.Popen], timeout: float, out: _Output) -> None:
+    """SIGINT (a ROS node's clean shutdown), then SIGTERM, then SIGKILL for whatever is still running."""
+    for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
+        alive = {name: p for name, p in running.items() if p.poll() is None}
+        if not alive:
+            break
+        for name, proc in alive.items():
+            if sig != signal.SIGINT:
+                out.line("runner", f"{name} still running: {signal.Signals(sig).name}")
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        for proc in alive.values():
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+    for name, proc in running.items():
+        out.line("runner", f"{name} stopped ({proc.returncode})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="morec up", description="Start the ROS 2 nodes of a launch config.")
+    parser.add_argument("config", help="config name in launch/configs (full, sim_only, robot_only) or a YAML path")
+    parser.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID for all nodes")
+    args = parser.parse_args(argv)
+    return up(args.config, args.domain_id)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""MuJoCo simulator node: stands in for a robot running joint_state_broadcaster and a forward command controller.
+
+Publishes /joint_states (MJCF joint names, stamped with sim time) and /clock; takes commands as a
+forward_command_controller does: Float64MultiArray, one value per actuator in model order.
+'realtime' steps on a wall timer and holds the latest command; 'lockstep' advances one control
+period per command, so a controller slower than real time still sees the dynamics it would at speed.
+"""
+
+import sys
+from collections import Counter
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.logging import get_logger
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64, Float64MultiArray
+from std_srvs.srv import SetBool, Trigger
+
+from morec.task_spec import VARIANT_KEYS, SimulatedRobot, TaskSpecError, load_task_spec
+
+# Reliable so that subscribers asking for reliable delivery (the ROS default) match as well as
+# sensor-data (best-effort) ones; transient-local with depth 1 so a controller started after the
+# sim still receives the current state (a lockstep loop waits for it), but never a stale history.
+STATE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Only the latest time matters; a reliable writer also serves the best-effort /clock subscription
+# that rclpy and rclcpp create for use_sim_time.
+CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+# Lockstep applies every command exactly once and a lost one stalls the loop: ask for reliable
+# delivery (matches default-QoS publishers; a best-effort publisher would not match).
+COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+MODES = ('realtime', 'lockstep')
+
+
+class SimNode(Node):
+
+    def __init__(self):
+        super().__init__('morec_sim')
+        task = self._param('task', 'halfcheetah', 'task name, Gymnasium id or path of a spec YAML (sim/)')
+        variant_name = self._param('variant', 'nominal', 'robot variant from the task spec')
+        self._mode = self._param('mode', 'realtime', "'realtime': wall-clock timer; 'lockstep': one step per command")
+        real_time_factor = self._param('real_time_factor', 1.0, 'realtime mode: sim seconds per wall second')
+        command_topic = self._param('command_topic', '/effort_controller/commands', 'Float64MultiArray commands')
+        self._publish_clock = self._param('publish_clock', True, 'publish /clock for nodes with use_sim_time')
+        seed = self._param('seed', 0, 'seed of the first episode and of the sensor noise')
+        episode_length = self._param('episode_length', 1000, 'steps before an episode is truncated')
+        diagnostics_period = self._param('diagnostics_period', 1.0, 'seconds between /diagnostics messages')
+
+        spec = load_task_spec(task)
+        variant = spec.variant(variant_name)
+        # The variant's values are the defaults; parameters override them one by one.
+        variant = variant.replace(**{
+            key: self._param(key, getattr(variant, key), f'overrides the variant\'s {key}') for key in VARIANT_KEYS})
+        if self._mode not in MODES:
+            raise ValueError(f'mode must be one of {MODES}, got {self._mode!r}')
+        if not real_time_factor > 0 or not diagnostics_period > 0 or episode_length < 1:
+            raise ValueError('real_time_factor, diagnostics_period and episode_length must be positive')
+        if self.get_parameter('use_sim_time').value:
+            raise ValueError('the sim node publishes /clock itself and cannot run on sim time')
+
+        self._robot = SimulatedRobot(spec, variant, seed, episode_length)
+        self._period_ns = round(spec.control_period * 1e9)
+        self._command = np.zeros(spec.action_dim)
+        self._paused = False
+        self._received = 0
+        self._clipped = 0
+        self._dropped = Counter(wrong_length=0, non_finite=0)
+        self._dropped_reported = 0
+
+        self._state_pub = self.create_publisher(JointState, 'joint_states', STATE_QOS)
+        self._clock_pub = self.create_publisher(Clock, '/clock', CLOCK_QOS)
+        self._return_pub = self.create_publisher(Float64, 'morec/episode_return', 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(Float64MultiArray, command_topic, self._on_command, COMMAND_QOS)
+        self.create_service(Trigger, '~/reset', self._on_reset)
+        self.create_service(SetBool, '~/pause', self._on_pause)
+        if self._mode == 'realtime':
+            self.create_timer(spec.control_period / real_time_factor, self._on_tick)
+        self.create_timer(diagnostics_period, self._publish_diagnostics)
+
+        self._publish_time()
+        self._publish_state()
+        actuators = ', '.join(a.name for a in spec.actuators)
+        self.get_logger().info(
+            f'{spec.env_id} ({variant.name}), {self._mode}, period {spec.control_period} s; '
+            f'commands on {command_topic}: [{actuators}]; {variant}')
+
+    def _param(self, name, default, description):
+        return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+
+    def _on_command(self, msg):
+        command = np.asarray(msg.data, dtype=np.float64)
+        n = self._robot.spec.action_dim
+        if command.shape != (n,):
+            self._drop('wrong_length', f'{command.size} values, expected {n}')
+        elif not np.all(np.isfinite(command)):
+            self._drop('non_finite', str(command.tolist()))
+        else:
+            self._accept(command)
+
+    def _drop(self, kind, detail):
+        self._dropped[kind] += 1
+        self.get_logger().warning(f'dropped command ({kind}): {detail}', throttle_duration_sec=5.0)
+
+    def _accept(self, command):
+        spec = self._robot.spec
+        self._received += 1
+        self._clipped += bool(np.any(command < spec.action_low) or np.any(command > spec.action_high))
+        self._command = command
+        if self._mode == 'lockstep' and not self._paused:
+            self._advance()
+
+    def _on_tick(self):
+        if not self._paused:
+            self._advance()
+
+    def _advance(self):
+        """One control period; the tick after an episode ends starts the next one instead."""
+        if self._robot.done:
+            self._robot.reset()
+        else:
+            self._robot.step(self._command)
+            self._publish_time()
+            if self._robot.done:
+                self._report_episode()
+        self._publish_state()
+
+    def _on_reset(self, request, response):
+        if self._robot.episode_steps and not self._robot.done:
+            self.get_logger().info(f'episode {self._robot.episode} aborted after {self._robot.episode_steps} steps')
+        self._robot.reset()
+        self._publish_state()
+        response.success = True
+        response.message = f'episode {self._robot.episode} started'
+        return response
+
+    def _on_pause(self, request, response):
+        self._paused = request.data
+        response.success = True
+        response.message = 'paused' if self._paused else 'running'
+        return response
+
+    def _report_episode(self):
+        robot = self._robot
+        self._return_pub.publish(Float64(data=robot.episode_return))
+        self.get_logger().info(
+            f'episode {robot.episode}: return {robot.episode_return:.3f} over {robot.episode_steps} steps')
+
+    def _stamp(self):
+        # Sim time is the physics time simulated so far, across episodes (it never jumps back).
+        ns = self._robot.total_steps * self._period_ns
+        return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+    def _publish_time(self):
+        if self._publish_clock:
+            self._clock_pub.publish(Clock(clock=self._stamp()))
+
+    def _publish_state(self):
+        position, velocity, effort = self._robot.joint_state()
+        msg = JointState(name=list(self._robot.spec.joints),
+                         position=position.tolist(), velocity=velocity.tolist(), effort=effort.tolist())
+        msg.header.stamp = self._stamp()
+        self._state_pub.publish(msg)
+
+    def _publish_diagnostics(self):
+        dropped = sum(self._dropped.values())
+        fresh = dropped - self._dropped_reported
+        self._dropped_reported = dropped
+        robot = self._robot
+        values = {
+            'mode': self._mode,
+            'paused': self._paused,
+            'episode': robot.episode,
+            'episode_steps': robot.episode_steps,
+            'total_steps': robot.total_steps,
+            'commands_received': self._received,
+            'commands_clipped': self._clipped,
+            'commands_dropped': dropped,
+            **{f'commands_dropped_{kind}': count for kind, count in self._dropped.items()},
+        }
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.WARN if fresh else DiagnosticStatus.OK,
+            name=f'{self.get_name()}: simulator',
+            message=f'dropped {fresh} malformed commands' if fresh else 'ok',
+            hardware_id=f'{robot.spec.env_id} ({robot.variant.name})',
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(msg)
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    try:
+        node = SimNode()
+    except (TaskSpecError, ParameterException, ValueError) as e:  # bad parameters: say which, no traceback
+        get_logger('morec_sim').fatal(f'cannot start: {e}')
+        rclpy.try_shutdown()
+        return 1
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,20 @@
+from setuptools import find_packages, setup
+
+package_name = "morec_ros"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
+        (f"share/{package_name}", ["package.xml"]),
+    ],
+    python_requires=">=3.10",
+    # rclpy and the message packages come from a ROS distro or the ros-jazzy-* wheels.
+    install_requires=["morec", "numpy"],
+    entry_points={"console_scripts": ["morec_sim = morec_ros.sim_node:main"]},
+    zip_safe=True,
+    license="Apache-2.0",
+    description="morec-stack ROS 2 nodes",
+)

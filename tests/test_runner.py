@@ -1,0 +1,153 @@
+"""`morec up`'s process runner: starts the nodes of a config, prefixes their output, stops them all."""
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import yaml
+
+from morec import runner
+
+
+def domain_id(offset):
+    """A ROS domain of this test's own, so concurrent test runs do not see each other's nodes."""
+    return 1 + (os.getpid() * 7 + offset) % 100
+
+
+@pytest.fixture(autouse=True)
+def localhost_only(monkeypatch):
+    """Keep discovery on this machine: another machine on the subnet may run the same tests."""
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def pids(output):
+    return {name: int(pid) for name, pid in re.findall(r"\[runner\] started (\S+) \(pid (\d+)\)", output)}
+
+
+def script(tmp_path, name, body):
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def fake_config(tmp_path):
+    """A config of fake nodes: shell scripts that report their arguments and domain."""
+    (tmp_path / "params.yaml").write_text("/**:\n  ros__parameters: {}\n")
+    report = 'echo "args: $*"; echo "domain: $ROS_DOMAIN_ID"\n'
+    script(tmp_path, "sleeper", report + "trap 'echo bye; exit 0' INT\nwhile :; do sleep 0.05; done\n")
+    script(tmp_path, "stubborn", report + "trap '' INT TERM\nwhile :; do sleep 0.05; done\n")
+    script(tmp_path, "crasher", report + "sleep 0.5; echo crashing; exit 3\n")
+
+    def make(*names):
+        lines = ["nodes:"] + [f"  - {{name: {n}, executable: ./{n}, params: params.yaml}}" for n in names]
+        path = tmp_path / f"{'_'.join(names)}.yaml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    return make
+
+
+def test_a_dying_node_stops_the_others_and_fails(fake_config, tmp_path):
+    out = io.StringIO()
+    handler = signal.getsignal(signal.SIGINT)
+    start = time.monotonic()
+    code = runner.up(fake_config("sleeper", "stubborn", "crasher"), domain_id=42, stop_timeout=0.5, output=out)
+    text = out.getvalue()
+    assert code == 3, text
+    assert time.monotonic() - start < 10
+    params = tmp_path / "params.yaml"
+    assert f"[sleeper] args: --ros-args -r __node:=sleeper --params-file {params}" in text
+    assert "[stubborn] domain: 42" in text and "[crasher] crashing" in text
+    assert "[runner] crasher exited (3); stopping the others" in text
+    assert "[sleeper] bye" in text  # stopped with SIGINT, cleanly
+    assert "[runner] stubborn still running: SIGKILL" in text  # ignores SIGINT and SIGTERM
+    assert not any(alive(pid) for pid in pids(text).values())
+    assert signal.getsignal(signal.SIGINT) is handler  # restored
+
+
+def test_ctrl_c_stops_all_and_succeeds(fake_config):
+    config = fake_config("sleeper")
+    proc = subprocess.Popen([sys.executable, "-m", "morec.runner", str(config)], stdout=subprocess.PIPE, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 20
+    while not any("[sleeper] domain:" in line for line in lines) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 0, "".join(lines)
+    reader.join(timeout=2)
+    text = "".join(lines)
+    assert "[sleeper] bye" in text and "[runner] sleeper stopped (0)" in text
+    assert not alive(pids(text)["sleeper"])
+
+
+def test_unknown_config_or_missing_executable_starts_nothing(tmp_path, fake_config):
+    out = io.StringIO()
+    assert runner.up("no_such_config", output=out) == 2
+    assert "sim_only" in out.getvalue()  # lists the configs there are
+    (tmp_path / "missing.yaml").write_text("nodes:\n  - {name: a, executable: morec_no_such_node}\n")
+    out = io.StringIO()
+    assert runner.up(tmp_path / "missing.yaml", output=out) == 2
+    assert "not found: executable morec_no_such_node" in out.getvalue() and "started" not in out.getvalue()
+    assert runner.up(fake_config("sleeper"), domain_id=300, output=io.StringIO()) == 2
+
+
+def test_shipped_configs_name_existing_parameter_files():
+    for name in ("full", "sim_only", "robot_only"):
+        path = runner.config_dir() / f"{name}.yaml"
+        for node in yaml.safe_load(path.read_text())["nodes"]:
+            assert node["params"] and all((path.parent / p).is_file() for p in node["params"]), (name, node)
+    nodes = runner.load_config("sim_only")
+    assert [n.name for n in nodes] == ["morec_sim"] and nodes[0].executable.name == "morec_sim"
+
+
+def test_sim_only_brings_up_the_sim_node_in_the_given_domain():
+    rclpy = pytest.importorskip("rclpy")
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import JointState
+
+    domain = domain_id(3)
+    proc = subprocess.Popen([sys.executable, "-m", "morec.runner", "sim_only", "--domain-id", str(domain)],
+                            stdout=subprocess.PIPE, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    try:
+        node = rclpy.create_node("runner_test_client", context=context)
+        states = []
+        node.create_subscription(JointState, "/joint_states", states.append, 10)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        deadline = time.monotonic() + 20
+        while len(states) < 3 and time.monotonic() < deadline and proc.poll() is None:
+            executor.spin_once(timeout_sec=0.05)
+        assert len(states) >= 3, "".join(lines)
+        assert "bthigh" in states[-1].name  # the task of launch/params/stack.yaml
+    finally:
+        rclpy.shutdown(context=context)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=15)
+        reader.join(timeout=2)
+    text = "".join(lines)
+    assert code == 0, text
+    assert "[morec_sim] [INFO]" in text and "HalfCheetah-v5 (real), realtime" in text
+    assert not alive(pids(text)["morec_sim"])

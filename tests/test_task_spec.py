@@ -1,0 +1,189 @@
+"""Task specs (sim/*.yaml): parsing, JointState -> observation, nominal == Gymnasium, perturbed variants."""
+
+import shutil
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import yaml
+
+from morec.task_spec import SimulatedRobot, TaskSpecError, available_tasks, load_task_spec, sim_dir
+from morec.tasks import get_task
+
+TASKS = ["halfcheetah", "inverted_pendulum", "hopper", "walker2d"]
+
+
+def rollout(env, seed, actions):
+    obs, _ = env.reset(seed=seed)
+    trajectory = [obs]
+    for a in actions:
+        obs, *_ = env.step(a)
+        trajectory.append(obs)
+    return np.array(trajectory)
+
+
+def random_actions(spec, n, seed=0):
+    return np.random.default_rng(seed).uniform(spec.action_low, spec.action_high, size=(n, spec.action_dim))
+
+
+def test_shipped_specs_load_and_match_their_models():
+    assert set(TASKS) <= set(available_tasks())
+    for name in TASKS:
+        spec = load_task_spec(name)
+        env = spec.make_env()  # checks joints, actuators, ctrl ranges and dt against the MuJoCo model
+        assert spec.obs_dim == env.observation_space.shape[0]
+        assert spec.action_dim == env.action_space.shape[0]
+        np.testing.assert_array_equal(spec.action_low, env.action_space.low)
+        env.close()
+    assert load_task_spec("HalfCheetah-v5").name == "halfcheetah"
+    assert load_task_spec(sim_dir() / "hopper.yaml").env_id == "Hopper-v5"
+    cheetah = load_task_spec("halfcheetah")
+    assert cheetah.control_period == 0.05 and "rootx" not in cheetah.obs_positions
+    assert load_task_spec("inverted_pendulum").control_period == 0.04
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_observation_from_joint_state_matches_gymnasium(name):
+    spec = load_task_spec(name)
+    env = spec.make_env()
+    data = env.unwrapped.data
+    obs, _ = env.reset(seed=1)
+    order = np.random.default_rng(2).permutation(len(spec.joints))  # any order, matched by name
+    names = [spec.joints[i] for i in order]
+    for action in random_actions(spec, 30):
+        np.testing.assert_array_equal(spec.observation_from_joint_state(names, data.qpos[order], data.qvel[order]), obs)
+        obs, _, terminated, _, _ = env.step(action)
+        if terminated:
+            break
+
+
+def test_missing_joints_are_named():
+    spec = load_task_spec("halfcheetah")
+    names = [j for j in spec.joints if j not in ("bshin", "ffoot")]
+    with pytest.raises(ValueError, match=r"\['bshin', 'ffoot'\]"):
+        spec.observation_from_joint_state(names, np.zeros(len(names)), np.zeros(len(names)))
+    with pytest.raises(ValueError, match="9 names but 9 positions and 2 velocities"):
+        spec.observation_from_joint_state(list(spec.joints), np.zeros(9), np.zeros(2))
+
+
+@pytest.mark.parametrize("name", ["halfcheetah", "inverted_pendulum"])
+def test_nominal_variant_is_plain_gymnasium(name):
+    spec = load_task_spec(name)
+    actions = random_actions(spec, 60)
+    ours = rollout(spec.make_env("nominal"), 7, actions)
+    theirs = rollout(gym.make(spec.env_id), 7, actions)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_real_variant_perturbs_the_model_and_the_dynamics():
+    spec = load_task_spec("halfcheetah")
+    real = spec.variant("real")
+    nominal_model = spec.make_env("nominal").unwrapped.model
+    real_model = spec.make_env(real).unwrapped.model
+    np.testing.assert_allclose(real_model.body_mass, nominal_model.body_mass * real.body_mass_scale)
+    np.testing.assert_allclose(real_model.geom_friction, nominal_model.geom_friction * real.geom_friction_scale)
+    np.testing.assert_allclose(real_model.actuator_gear, nominal_model.actuator_gear * real.actuator_gear_scale)
+
+    actions = random_actions(spec, 40)
+    nominal = rollout(spec.make_env("nominal"), 3, actions)
+    np.testing.assert_array_equal(rollout(spec.make_env(real), 3, actions)[0], nominal[0])  # same start
+    for key in ("body_mass_scale", "geom_friction_scale", "actuator_gear_scale"):
+        variant = spec.variant("nominal").replace(name=key, **{key: getattr(real, key)})
+        perturbed = rollout(spec.make_env(variant), 3, actions)
+        assert np.abs(perturbed[-1] - nominal[-1]).max() > 1e-3, f"{key} does not change the dynamics"
+
+
+def test_reward_and_termination_agree_with_gymnasium():
+    for name in TASKS:
+        spec = load_task_spec(name)
+        env = spec.make_env()
+        obs, _ = env.reset(seed=4)
+        for action in random_actions(spec, 200, seed=5):
+            next_obs, reward, terminated, _, info = env.step(action)
+            expected = reward
+            if "x_velocity" in info:  # Gymnasium uses x displacement / dt; the spec uses next qvel of rootx
+                expected = reward - info["x_velocity"] + next_obs[len(spec.obs_positions)]
+            assert spec.reward(obs, action, next_obs) == pytest.approx(expected, abs=1e-9), name
+            assert bool(spec.is_terminal(next_obs)) == terminated, name
+            obs = next_obs
+            if terminated:
+                break
+        batch = np.random.default_rng(6).normal(0.0, 0.5, size=(500, spec.obs_dim))
+        batch[:, 0] += 1.0  # heights around the hopper/walker limits
+        np.testing.assert_array_equal(spec.is_terminal(batch), get_task(name).is_terminal(batch))
+    pendulum = load_task_spec("inverted_pendulum")
+    assert pendulum.is_terminal(np.array([0.0, np.nan, 0.0, 0.0]))
+    assert pendulum.is_terminal(np.array([0.0, 0.21, 0.0, 0.0])) and not pendulum.is_terminal(np.array([0, 0.2, 0, 0]))
+
+
+def test_simulated_robot_clips_delays_and_adds_noise():
+    spec = load_task_spec("inverted_pendulum")
+    nominal = spec.variant("nominal")
+    commands = [np.array([c]) for c in (1.0, -2.0, 2.5, 0.5)]
+
+    def states(variant, cmds, seed=0):
+        robot = SimulatedRobot(spec, variant, seed)
+        out = []
+        for c in cmds:
+            robot.step(c)
+            out.append(np.concatenate(robot.joint_state()[:2]))
+        return np.array(out)
+
+    plain = states(nominal, commands)
+    clipped = states(nominal, [np.clip(c * 10, -3.0, 3.0) for c in commands])
+    np.testing.assert_array_equal(states(nominal, [c * 10 for c in commands]), clipped)
+    delayed = states(nominal.replace(action_delay=1), commands)
+    np.testing.assert_array_equal(delayed, states(nominal, [np.zeros(1)] + commands[:-1]))
+    assert not np.array_equal(delayed, plain)
+    noisy = states(nominal.replace(sensor_noise_std=0.01), commands)
+    assert 0 < np.abs(noisy - plain).max() < 0.1
+    np.testing.assert_array_equal(noisy, states(nominal.replace(sensor_noise_std=0.01), commands))  # seeded
+
+    robot = SimulatedRobot(spec, nominal, seed=0, episode_length=3)
+    for c in commands[:3]:
+        robot.step(c)
+    assert robot.done and robot.episode_steps == 3 and robot.episode_return == 3.0
+    with pytest.raises(RuntimeError):
+        robot.step(commands[0])
+    robot.reset()
+    assert robot.episode == 2 and not robot.done and robot.total_steps == 3
+
+
+def write_spec(tmp_path, edit):
+    doc = yaml.safe_load((sim_dir() / "inverted_pendulum.yaml").read_text())
+    edit(doc)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.update(colour="red"), r"colour: unknown key"),
+    (lambda d: d["observation"]["positions"].append("elbow"), r"observation.positions: \['elbow'\] are not in joints"),
+    (lambda d: d["variants"].pop("nominal"), r"'nominal' variant is required"),
+    (lambda d: d["variants"]["real"].update(body_mass_scale=-1), r"body_mass_scale must be a number > 0"),
+    (lambda d: d["variants"]["real"].update(action_delay=0.5), r"action_delay must be an integer"),
+    (lambda d: d["actuators"][0].update(low=3.0), r"actuators\[0\].high: must exceed low"),
+    (lambda d: d["termination"]["healthy"][0].update(index=9), r"exactly one of"),
+    (lambda d: d.update(control_period="fast"), r"control_period: expected float"),
+])
+def test_invalid_specs_are_rejected_clearly(tmp_path, edit, message):
+    path = write_spec(tmp_path, edit)
+    with pytest.raises(TaskSpecError, match=message) as e:
+        load_task_spec(path)
+    assert str(path) in str(e.value)
+
+
+def test_spec_disagreeing_with_the_model_is_rejected(tmp_path):
+    path = write_spec(tmp_path, lambda d: d["actuators"][0].update(joint="hinge"))
+    with pytest.raises(TaskSpecError, match="actuator 0 drives joint 'slider', spec says 'hinge'"):
+        load_task_spec(path).make_env()
+
+
+def test_sim_dir_from_environment(tmp_path, monkeypatch):
+    shutil.copy(sim_dir() / "inverted_pendulum.yaml", tmp_path / "pendulum_copy.yaml")
+    monkeypatch.setenv("MOREC_SIM_DIR", str(tmp_path))
+    assert available_tasks() == ["pendulum_copy"]
+    assert load_task_spec("pendulum_copy").env_id == "InvertedPendulum-v5"
+    with pytest.raises(TaskSpecError, match=r"unknown task 'halfcheetah'.*\['pendulum_copy'\]"):
+        load_task_spec("halfcheetah")
