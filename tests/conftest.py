@@ -9,7 +9,7 @@ import torch
 from morec.collect import rollout_dataset
 from morec.dynamics_reward import RewardConfig, train_dynamics_reward
 from morec.ensemble import EnsembleConfig, train_ensemble
-from morec.tasks import get_task
+from morec.task_spec import load_task_spec
 
 torch.set_num_threads(1)
 
@@ -19,12 +19,12 @@ TINY_REWARD = RewardConfig(iterations=600, keep_snapshots=30, snapshot_stride=3,
 
 @pytest.fixture(scope="session")
 def pendulum_data():
-    return rollout_dataset(get_task("inverted_pendulum"), None, 3000, seed=0, policy_name="random", progress=False)
+    return rollout_dataset(load_task_spec("inverted_pendulum"), None, 3000, seed=0, policy_name="random", progress=False)
 
 
 @pytest.fixture(scope="session")
 def pendulum_eval_data():
-    return rollout_dataset(get_task("inverted_pendulum"), None, 1000, seed=1, policy_name="random", progress=False)
+    return rollout_dataset(load_task_spec("inverted_pendulum"), None, 1000, seed=1, policy_name="random", progress=False)
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +34,7 @@ def tiny_ensemble(pendulum_data):
 
 @pytest.fixture(scope="session")
 def tiny_reward(pendulum_data, tiny_ensemble):
-    space = get_task("inverted_pendulum").make_env().action_space
+    space = load_task_spec("inverted_pendulum").make_env().action_space
     return train_dynamics_reward(pendulum_data, tiny_ensemble, TINY_REWARD, progress=False,
                                  action_bounds=(space.low, space.high))
 

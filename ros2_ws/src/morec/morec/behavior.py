@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .fileio import atomic_path, write_json
-from .tasks import Task
+from .task_spec import TaskSpec
 
 
 @dataclass
@@ -28,7 +28,7 @@ class SACConfig:
     save_replay_up_to: int = 300_000
 
 
-def evaluate_policy(policy, task: Task, episodes: int, seed: int) -> tuple[float, float]:
+def evaluate_policy(policy, task: TaskSpec, episodes: int, seed: int) -> tuple[float, float]:
     """Average and standard deviation of the undiscounted return over `episodes` deterministic episodes."""
     env = task.make_env()
     returns = []
@@ -45,7 +45,7 @@ def evaluate_policy(policy, task: Task, episodes: int, seed: int) -> tuple[float
     return float(np.mean(returns)), float(np.std(returns))
 
 
-def train_sac(task: Task, out_dir: str | Path, cfg: SACConfig) -> list[dict]:
+def train_sac(task: TaskSpec, out_dir: str | Path, cfg: SACConfig) -> list[dict]:
     import torch
     from stable_baselines3 import SAC
     from stable_baselines3.common.callbacks import BaseCallback

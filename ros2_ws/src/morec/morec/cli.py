@@ -45,10 +45,10 @@ def apply_overrides(cfg, overrides: list[str]):
 
 def cmd_behavior_train(args) -> int:
     from .behavior import SACConfig, train_sac
-    from .tasks import get_task
+    from .task_spec import load_task_spec
 
     cfg = apply_overrides(SACConfig(total_steps=args.steps, seed=args.seed), args.set)
-    train_sac(get_task(args.task), args.out, cfg)
+    train_sac(load_task_spec(args.task), args.out, cfg)
     return 0
 
 
@@ -56,14 +56,14 @@ def cmd_collect(args) -> int:
     from .behavior import load_policy, pick_checkpoint
     from .collect import replay_buffer_dataset, rollout_dataset
     from .dataset import Dataset
-    from .tasks import get_task
+    from .task_spec import load_task_spec
 
-    task = get_task(args.task)
+    task = load_task_spec(args.task)
 
     def policy_data(level: str, steps: int, seed: int) -> Dataset:
         if level == "random":
             return rollout_dataset(task, None, steps, seed, "random")
-        ckpt = pick_checkpoint(args.behavior, level, task.expert_return if args.d4rl_reference else None)
+        ckpt = pick_checkpoint(args.behavior, level, task.d4rl_expert if args.d4rl_reference else None)
         sac = load_policy(Path(args.behavior) / ckpt["policy"])
         data = rollout_dataset(task, lambda o: sac.predict(o, deterministic=False)[0], steps, seed,
                                f"{level}:{ckpt['policy']}")
@@ -73,7 +73,7 @@ def cmd_collect(args) -> int:
     if args.level in ("random", "medium", "expert"):
         data = policy_data(args.level, args.steps, args.seed)
     elif args.level == "medium-replay":
-        ckpt = pick_checkpoint(args.behavior, "medium", task.expert_return if args.d4rl_reference else None)
+        ckpt = pick_checkpoint(args.behavior, "medium", task.d4rl_expert if args.d4rl_reference else None)
         data = replay_buffer_dataset(task, Path(args.behavior) / ckpt["replay_buffer"], f"medium-replay:{ckpt['policy']}")
         data.metadata["behavior_checkpoint"] = ckpt
     elif args.level == "medium-expert":
@@ -118,14 +118,14 @@ def cmd_train_reward(args) -> int:
     from .dataset import Dataset
     from .dynamics_reward import RewardConfig, train_dynamics_reward
     from .ensemble import EnsembleDynamics
-    from .tasks import get_task
+    from .task_spec import load_task_spec
 
     torch.set_num_threads(args.threads)
     data = Dataset.load(args.data)
     bundle = Path(args.bundle)
     ensemble = EnsembleDynamics.load(bundle / ENSEMBLE_PT)
     cfg = apply_overrides(RewardConfig(seed=args.seed), args.set)
-    space = get_task(data.metadata["env_id"]).make_env().action_space
+    space = load_task_spec(data.metadata["env_id"]).make_env().action_space
     reward = train_dynamics_reward(data, ensemble, cfg, log_csv=bundle / "reward_log.csv",
                                    action_bounds=(space.low, space.high))
     reward.save(bundle / REWARD_PT)

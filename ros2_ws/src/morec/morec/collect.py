@@ -14,12 +14,12 @@ import numpy as np
 from tqdm import tqdm
 
 from .dataset import Dataset
-from .tasks import Task
+from .task_spec import TaskSpec
 
 LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert")
 
 
-def rollout_dataset(task: Task, policy, n_steps: int, seed: int, policy_name: str,
+def rollout_dataset(task: TaskSpec, policy, n_steps: int, seed: int, policy_name: str,
                     progress: bool = True) -> Dataset:
     """Collect `n_steps` transitions; `policy(obs) -> action`, or None for uniform random actions."""
     env = task.make_env()
@@ -48,7 +48,7 @@ def rollout_dataset(task: Task, policy, n_steps: int, seed: int, policy_name: st
     return Dataset(**{k: np.asarray(v) for k, v in arrays.items()}, metadata=meta)
 
 
-def replay_buffer_dataset(task: Task, replay_path: str | Path, policy_name: str) -> Dataset:
+def replay_buffer_dataset(task: TaskSpec, replay_path: str | Path, policy_name: str) -> Dataset:
     """Turn a stable-baselines3 replay buffer (saved by `morec behavior train`) into a Dataset."""
     from stable_baselines3.common.save_util import load_from_pkl
 

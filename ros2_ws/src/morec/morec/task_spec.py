@@ -100,6 +100,14 @@ class TaskSpec:
     healthy: tuple[HealthyRange, ...]
     variants: Mapping[str, Variant]
     path: Path
+    # D4RL normalisation: score = 100 * (return - random) / (expert - random); None where D4RL has none.
+    d4rl_random: float | None = None
+    d4rl_expert: float | None = None
+
+    def normalized_score(self, episode_return: float) -> float | None:
+        if self.d4rl_random is None or self.d4rl_expert is None:
+            return None
+        return 100.0 * (episode_return - self.d4rl_random) / (self.d4rl_expert - self.d4rl_random)
 
     @property
     def obs_dim(self) -> int:
@@ -376,7 +384,7 @@ class _Reader:
 def _parse(doc: dict, path: Path) -> TaskSpec:
     top = _Reader(doc, "", path)
     top.only("name", "env_id", "control_period", "joints", "observation", "actuators", "reward", "termination",
-             "variants")
+             "variants", "d4rl_score")
     joints = top.names("joints")
 
     obs = top.sub("observation")
@@ -423,6 +431,9 @@ def _parse(doc: dict, path: Path) -> TaskSpec:
     if "nominal" not in variants:
         raise top.error("variants", "a 'nominal' variant is required")
 
+    d4rl = top.sub("d4rl_score", {})
+    d4rl.only("random", "expert")
+
     control_period = top.get("control_period", float)
     if not control_period > 0:
         raise top.error("control_period", f"must be positive, got {control_period}")
@@ -443,6 +454,8 @@ def _parse(doc: dict, path: Path) -> TaskSpec:
         healthy=healthy,
         variants=variants,
         path=path,
+        d4rl_random=d4rl.get("random", float, None),
+        d4rl_expert=d4rl.get("expert", float, None),
     )
 
 
