@@ -78,3 +78,11 @@ def test_learned_reward_prefers_accurate_candidates_and_separates_real_from_mode
     assert m["rank_corr_score"] > 0.05
     assert m["onestep_error_selected"] < m["onestep_error_random_candidate"]
     assert m["auc_score_real_vs_model"] > 0.55
+
+
+def test_selecting_snapshots_equals_a_reward_built_from_them():
+    snaps = _random_snapshots(4)
+    full = DynamicsReward.from_snapshots(snaps, 3, 2)
+    obs, act, cands = torch.randn(4, 3), torch.randn(4, 2), torch.randn(4, 6, 3)
+    torch.testing.assert_close(full.select([1, 3])(obs, act, cands),
+                               DynamicsReward.from_snapshots([snaps[1], snaps[3]], 3, 2)(obs, act, cands))

@@ -21,13 +21,16 @@ def test_cli_pipeline_on_inverted_pendulum(tmp_path):
     report_path = tmp_path / "report.json"
     assert main(["diagnose", "--bundle", str(bundle), "--train-data", str(data), "--eval-data",
                  f"held_out={held_out}", "--horizon", "5", "--starts", "50", "--transitions", "400",
-                 "--out", str(report_path), "--plot", str(tmp_path / "report.png")]) == 0
+                 "--out", str(report_path), "--plot", str(tmp_path / "report.png"), "--snapshot-sweep", "1", "5"]) == 0
 
     report = json.loads(report_path.read_text())
     assert set(report["sets"]) == {"train", "held_out"}
     cand = report["sets"]["held_out"]["candidates"]
     assert cand["onestep_error_selected"] < cand["onestep_error_random_candidate"]
     assert (tmp_path / "report.png").stat().st_size > 10_000
+    sweep = report["sets"]["held_out"]["snapshot_sweep"]
+    assert [row["snapshots"] for row in sweep] == [1, 5]
+    assert sweep[1]["ms_per_1000x10_candidates"] > 0
     card = json.loads((bundle / "card.json").read_text())
     assert {"ensemble", "dynamics_reward", "onnx"} <= set(card)
 

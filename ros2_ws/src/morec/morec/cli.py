@@ -65,6 +65,7 @@ def cmd_collect(args) -> int:
             return rollout_dataset(task, None, steps, seed, "random")
         ckpt = pick_checkpoint(args.behavior, level, task.d4rl_expert if args.d4rl_reference else None)
         sac = load_policy(Path(args.behavior) / ckpt["policy"])
+        # Stochastic actions, as D4RL's data: the SAC policy's own exploration noise.
         data = rollout_dataset(task, lambda o: sac.predict(o, deterministic=False)[0], steps, seed,
                                f"{level}:{ckpt['policy']}")
         data.metadata["behavior_checkpoint"] = ckpt
@@ -157,7 +158,8 @@ def cmd_diagnose(args) -> int:
 
     report = diagnose(Path(args.bundle), Path(args.train_data), dict(s.split("=", 1) for s in args.eval_data),
                       horizon=args.horizon, starts=args.starts, transitions=args.transitions, seed=args.seed,
-                      out_json=Path(args.out), plot=Path(args.plot) if args.plot else None)
+                      out_json=Path(args.out), plot=Path(args.plot) if args.plot else None,
+                      snapshot_counts=args.snapshot_sweep)
     print(json.dumps(report["summary"], indent=2))
     return 0
 
@@ -210,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="report JSON")
     p.add_argument("--plot", help="report PNG")
+    p.add_argument("--snapshot-sweep", nargs="*", type=int, metavar="K",
+                   help="also measure rewards averaging only K of the snapshots (e.g. 1 5 10 40)")
     p.set_defaults(func=cmd_diagnose)
 
     args = parser.parse_args(argv)

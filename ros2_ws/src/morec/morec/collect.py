@@ -20,32 +20,49 @@ LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert")
 
 
 def rollout_dataset(task: TaskSpec, policy, n_steps: int, seed: int, policy_name: str,
-                    progress: bool = True) -> Dataset:
-    """Collect `n_steps` transitions; `policy(obs) -> action`, or None for uniform random actions."""
-    env = task.make_env()
-    env.action_space.seed(seed)
-    arrays = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")}
-    obs, _ = env.reset(seed=seed)
-    episode_return, returns = 0.0, []
-    for _ in tqdm(range(n_steps), desc=f"collect {task.env_id} {policy_name}", disable=not progress, mininterval=2):
-        action = env.action_space.sample() if policy is None else policy(obs)
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        for key, value in zip(arrays, (obs, action, reward, next_obs, terminated, truncated and not terminated)):
-            arrays[key].append(value)
-        episode_return += float(reward)
-        if terminated or truncated:
-            returns.append(episode_return)
-            episode_return = 0.0
-            obs, _ = env.reset()
-        else:
-            obs = next_obs
-    env.close()
-    arrays["timeouts"][-1] = not arrays["terminals"][-1]  # the last, cut episode
+                    progress: bool = True, n_envs: int = 8) -> Dataset:
+    """Collect `n_steps` transitions from `n_envs` environments stepped side by side.
+
+    `policy(obs [n, S]) -> actions [n, A]` is called once per step for all environments (batching
+    is what makes collection fast), or None for uniform random actions. Each environment's
+    transitions are kept together, so episodes stay contiguous in the data set.
+    """
+    envs = [task.make_env() for _ in range(n_envs)]
+    names = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
+    per_env = [{k: [] for k in names} for _ in envs]
+    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
+    for i, env in enumerate(envs):
+        env.action_space.seed(seed + i)
+    returns, running = [], np.zeros(n_envs)
+    bar = tqdm(total=n_steps, desc=f"collect {task.env_id} {policy_name}", disable=not progress, mininterval=2)
+    collected = 0
+    while collected < n_steps:
+        actions = np.stack([e.action_space.sample() for e in envs]) if policy is None else policy(obs)
+        for i, env in enumerate(envs[: n_steps - collected]):
+            next_obs, reward, terminated, truncated, _ = env.step(actions[i])
+            for key, value in zip(names, (obs[i], actions[i], reward, next_obs, terminated,
+                                          truncated and not terminated)):
+                per_env[i][key].append(value)
+            running[i] += reward
+            if terminated or truncated:
+                returns.append(running[i])
+                running[i] = 0.0
+                next_obs, _ = env.reset()
+            obs[i] = next_obs
+            collected += 1
+        bar.update(min(n_envs, bar.total - bar.n))
+    bar.close()
+    for env in envs:
+        env.close()
+    for rec in per_env:  # every environment's last, cut episode
+        if rec["terminals"]:
+            rec["timeouts"][-1] = not rec["terminals"][-1]
+    arrays = {k: np.concatenate([np.asarray(rec[k]) for rec in per_env if rec[k]]) for k in names}
     meta = {"env_id": task.env_id, "policy": policy_name, "seed": seed, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "completed_episodes": len(returns),
             "policy_return_mean": float(np.mean(returns)) if returns else None,
             "gymnasium_version": _gym_version()}
-    return Dataset(**{k: np.asarray(v) for k, v in arrays.items()}, metadata=meta)
+    return Dataset(**arrays, metadata=meta)
 
 
 def replay_buffer_dataset(task: TaskSpec, replay_path: str | Path, policy_name: str) -> Dataset:

@@ -98,8 +98,37 @@ def candidate_metrics(model: FilteredDynamics, reward: DynamicsReward, data: Dat
     }
 
 
+def snapshot_sweep(model: FilteredDynamics, reward: DynamicsReward, data: Dataset, counts: list[int],
+                   transitions: int, obs_scale: np.ndarray, seed: int = 0) -> list[dict]:
+    """What the number of averaged snapshots buys (ranking, separation) and costs (scoring time)."""
+    import time
+
+    rows = []
+    for k in counts:
+        k = min(k, reward.num_snapshots)
+        # Evenly spaced over the kept history, always including the newest snapshot.
+        idx = sorted({int(round(i)) for i in np.linspace(reward.num_snapshots - 1, 0, k)} if k > 1
+                     else {reward.num_snapshots - 1})
+        sub = reward.select(idx)
+        metrics = candidate_metrics(model, sub, data, transitions, obs_scale, seed)
+        pick = np.arange(1000) % len(data)
+        obs, act = torch.from_numpy(data.observations[pick]), torch.from_numpy(data.actions[pick])
+        cands = obs.unsqueeze(1) + 0.01 * torch.randn(1000, 10, obs.shape[1])
+        start = time.perf_counter()
+        for _ in range(3):
+            sub(obs, act, cands)
+        ms = (time.perf_counter() - start) / 3 * 1e3
+        rows.append({"snapshots": len(idx), "rank_corr": metrics["rank_corr_score"],
+                     "tied_rows": metrics["rank_corr_score_tied_rows"],
+                     "auc": metrics["auc_score_real_vs_model"],
+                     "onestep_error_selected": metrics["onestep_error_selected"],
+                     "ms_per_1000x10_candidates": ms})
+    return rows
+
+
 def diagnose(bundle, train_data, eval_data: dict[str, str], horizon: int = 50, starts: int = 200,
-             transitions: int = 2000, seed: int = 0, out_json=None, plot=None) -> dict:
+             transitions: int = 2000, seed: int = 0, out_json=None, plot=None,
+             snapshot_counts: list[int] | None = None) -> dict:
     """All three measurements on the training data and each named evaluation data set; JSON (+ PNG)."""
     from pathlib import Path
 
@@ -126,6 +155,9 @@ def diagnose(bundle, train_data, eval_data: dict[str, str], horizon: int = 50, s
             "open_loop": {mode: open_loop_error(m, data, first, horizon, obs_scale, seed) for mode, m in models.items()},
             "candidates": candidate_metrics(models["filter"], reward, data, transitions, obs_scale, seed),
         }
+        if snapshot_counts:
+            report["sets"][name]["snapshot_sweep"] = snapshot_sweep(
+                models["filter"], reward, data, snapshot_counts, transitions, obs_scale, seed)
     report["summary"] = {name: _summary(r, horizon) for name, r in report["sets"].items()}
     if out_json:
         write_json(out_json, report)

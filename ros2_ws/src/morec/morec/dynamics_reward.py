@@ -116,6 +116,15 @@ class DynamicsReward(nn.Module):
         model.learner_value.copy_(torch.tensor([s["learner"] for s in snapshots]).view(-1, 1, 1))
         return model.eval()
 
+    def select(self, indices: list[int]) -> "DynamicsReward":
+        """A reward from a subset of the snapshots (to measure what the snapshot count buys)."""
+        idx = torch.as_tensor(indices)
+        model = DynamicsReward(self.obs_dim, self.act_dim, len(indices))
+        model.load_state_dict({k: v[idx] if k.split(".")[-1] in ("weight", "bias") or k.endswith("_value") else v
+                               for k, v in self.state_dict().items()})
+        model.metadata = {**self.metadata, "snapshots_used": len(indices)}
+        return model.eval()
+
     def save(self, path: str | Path) -> None:
         state = {"kind": "morec-dynamics-reward", "obs_dim": self.obs_dim, "act_dim": self.act_dim,
                  "snapshots": self.num_snapshots, "state_dict": self.state_dict(), "metadata": self.metadata}

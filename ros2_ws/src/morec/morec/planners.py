@@ -1,0 +1,184 @@
+"""Sampling MPC through the filtered model: MPPI and CEM.
+
+Both planners sample action sequences around a mean plan, score them all with `evaluate` (one
+batched FilteredDynamics.step per horizon step, so the filter's candidate selection and its
+termination of untrusted transitions apply inside the plan), and move the mean towards the
+sequences that scored well: MPPI by an exponentially weighted average (Williams et al. 2017), CEM
+by refitting a Gaussian to the best few (Rubinstein 1999). The previous plan, shifted by the steps
+that have passed, is the next call's starting mean. Actions are clipped to the actuator limits
+before they are evaluated, so every plan respects them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .rollout import FilteredDynamics
+from .task_spec import TaskSpec
+
+PLANNERS = ("mppi", "cem")
+
+
+@dataclass
+class PlannerConfig:
+    samples: int = 400  # action sequences per iteration; the first is always the current mean
+    horizon: int = 15
+    iterations: int = 1
+    noise_std: float = 0.5  # sampling std as a fraction of half the actuator range
+    discount: float = 0.99
+    termination_penalty: float = 0.0  # charged once at a terminal transition (task end or untrusted step)
+    warm_start: bool = True  # start from the previous plan shifted by the elapsed steps
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.samples < 2 or self.horizon < 1 or self.iterations < 1:
+            raise ValueError(f"need samples >= 2, horizon >= 1, iterations >= 1; got {self}")
+        if not self.noise_std > 0 or not 0 < self.discount <= 1:
+            raise ValueError(f"need noise_std > 0 and 0 < discount <= 1; got {self}")
+
+
+@dataclass
+class MPPIConfig(PlannerConfig):
+    temperature: float = 1.0  # in return units: lower follows the best sequences more greedily
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+
+
+@dataclass
+class CEMConfig(PlannerConfig):
+    iterations: int = 4
+    elite_fraction: float = 0.1  # share of the samples, the best ones, that the Gaussian is refitted to
+    smoothing: float = 0.1  # share of the previous mean and std kept at each refit
+    min_std: float = 0.05  # floor on the std (fraction of half the range), so the search never collapses
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.elites < 2 or self.elite_fraction > 1 or not 0 <= self.smoothing < 1 or self.min_std < 0:
+            raise ValueError(f"need at least 2 elites, elite_fraction <= 1, 0 <= smoothing < 1, min_std >= 0; "
+                             f"got {self}")
+
+    @property
+    def elites(self) -> int:
+        return round(self.elite_fraction * self.samples)
+
+
+@dataclass
+class Plan:
+    actions: np.ndarray  # [H, A] the mean action sequence; actions[0] is for now
+    states: np.ndarray  # [H, S] the filtered model's prediction along it
+    value: float  # best discounted model return sampled in the last iteration
+
+
+def evaluate(model: FilteredDynamics, task: TaskSpec, obs: np.ndarray, actions: np.ndarray,
+             rng: np.random.Generator, discount: float = 0.99, termination_penalty: float = 0.0) -> np.ndarray:
+    """Discounted model return of action sequences [N, H, A] started from one observation [S]: [N].
+
+    Each step adds the task reward r(s, a, s') of the filtered prediction. A terminal transition
+    ends a sequence's return and costs `termination_penalty`; when the filter ended it (no candidate
+    was trusted) its reward is not counted either, since the prediction it rests on is not believed.
+    """
+    n = len(actions)
+    steps = np.ascontiguousarray(np.swapaxes(actions, 0, 1), dtype=np.float32)  # [H, N, A]
+    state = np.repeat(np.asarray(obs, np.float32)[None], n, axis=0)
+    returns = np.zeros(n)
+    alive = np.ones(n, dtype=bool)
+    weight = 1.0
+    for act in steps:
+        step = model.step(state, act, rng)
+        task_end = task.is_terminal(step.next_obs)
+        terminal = step.terminal | task_end
+        reward = np.where(terminal & ~task_end, 0.0, task.reward(state, act, step.next_obs))
+        returns += weight * alive * (reward - termination_penalty * terminal)
+        alive &= ~terminal
+        if not alive.any():
+            break
+        state = step.next_obs
+        weight *= discount
+    return returns
+
+
+class SamplingPlanner:
+    """Shared machinery: bounds, warm start, sampling, the final prediction along the plan."""
+
+    def __init__(self, model: FilteredDynamics, task: TaskSpec, cfg: PlannerConfig):
+        if model.obs_dim != task.obs_dim:
+            raise ValueError(f"model predicts {model.obs_dim}-dim states, task {task.name} has {task.obs_dim}")
+        self.model, self.task, self.cfg = model, task, cfg
+        self.low = task.action_low.astype(np.float32)
+        self.high = task.action_high.astype(np.float32)
+        self.center = (self.low + self.high) / 2
+        self.half_range = (self.high - self.low) / 2
+        self.rng = np.random.default_rng(cfg.seed)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous plan (a new episode, or a state stream that restarted)."""
+        self.mean = np.tile(self.center, (self.cfg.horizon, 1))
+
+    def plan(self, obs: np.ndarray, elapsed: int = 1) -> Plan:
+        """Plan from observation [S]; `elapsed` steps have been executed since the previous call."""
+        obs = np.asarray(obs, np.float32)
+        if self.cfg.warm_start:
+            k = min(max(elapsed, 0), self.cfg.horizon)
+            self.mean = np.concatenate([self.mean[k:], np.tile(self.center, (k, 1))])
+        else:
+            self.reset()
+        self.mean, value = self._optimize(obs, self.mean)
+        states = self.model.rollout(obs[None], self.mean[:, None], self.rng)["next_obs"][:, 0]
+        return Plan(actions=self.mean.copy(), states=states, value=value)
+
+    def _sample(self, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        """Clipped Gaussian sequences around `mean` [H, A]: [N, H, A], the first being the mean itself."""
+        eps = self.rng.standard_normal((self.cfg.samples, *mean.shape), dtype=np.float32)
+        eps[0] = 0.0
+        return np.clip(mean + std * eps, self.low, self.high)
+
+    def _returns(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return evaluate(self.model, self.task, obs, actions, self.rng, self.cfg.discount, self.cfg.termination_penalty)
+
+    def _optimize(self, obs: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, float]:
+        raise NotImplementedError
+
+
+class MPPI(SamplingPlanner):
+    cfg: MPPIConfig
+
+    def _optimize(self, obs, mean):
+        std = self.cfg.noise_std * self.half_range
+        for _ in range(self.cfg.iterations):
+            actions = self._sample(mean, std)
+            returns = self._returns(obs, actions)
+            w = np.exp((returns - returns.max()) / self.cfg.temperature)
+            # The weighted average of clipped sequences stays within the bounds.
+            mean = np.tensordot(w / w.sum(), actions, axes=1).astype(np.float32)
+        return mean, float(returns.max())
+
+
+class CEM(SamplingPlanner):
+    cfg: CEMConfig
+
+    def _optimize(self, obs, mean):
+        cfg = self.cfg
+        std = np.tile(cfg.noise_std * self.half_range, (cfg.horizon, 1))
+        for _ in range(cfg.iterations):
+            actions = self._sample(mean, std)
+            returns = self._returns(obs, actions)
+            elite = actions[np.argpartition(-returns, cfg.elites - 1)[: cfg.elites]]
+            mean = cfg.smoothing * mean + (1 - cfg.smoothing) * elite.mean(axis=0)
+            std = np.maximum(cfg.smoothing * std + (1 - cfg.smoothing) * elite.std(axis=0),
+                             cfg.min_std * self.half_range)
+        return mean.astype(np.float32), float(returns.max())
+
+
+def make_planner(name: str, model: FilteredDynamics, task: TaskSpec, **overrides) -> SamplingPlanner:
+    """An MPPI or CEM planner with its config's defaults replaced by `overrides`."""
+    if name == "mppi":
+        return MPPI(model, task, MPPIConfig(**overrides))
+    if name == "cem":
+        return CEM(model, task, CEMConfig(**overrides))
+    raise ValueError(f"planner must be one of {PLANNERS}, got {name!r}")

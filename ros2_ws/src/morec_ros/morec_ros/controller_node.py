@@ -1,0 +1,302 @@
+"""Controller node: sampling MPC through the filtered learned model, or an exported policy.
+
+Commands the robot as a client of a forward_command_controller: one value per actuator on the
+command topic, clipped to the actuator limits. A planner thread plans from the latest valid
+/joint_states with MPPI or CEM through FilteredDynamics on ONNX Runtime, in-process (a ROS round
+trip per model step would be far too slow), and publishes the plan on /morec/plan. In real time
+the control timer publishes the latest plan's next action every control period; in lockstep the
+sim waits for each command, so the planner thread answers every new state with one command.
+
+Watchdog: when the state the commands rest on is older than `stale_periods` control periods
+(robot silent, or planner stuck), the controller publishes zeros (or holds the last command) and
+reports ERROR until a fresh state arrives, then resumes by itself. The control timer runs on the
+steady clock, so the watchdog fires even when a simulator that publishes /clock has died.
+"""
+
+import dataclasses
+import sys
+import threading
+import time
+from collections import deque
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from morec.planners import PLANNERS, CEMConfig, MPPIConfig, make_planner
+from morec.rollout import FilterConfig, FilteredDynamics
+from morec.runtime import ModelFileError, make_session
+from morec.task_spec import TaskSpec, load_task_spec
+from morec_ros.common import (InputCheck, bundle_dir, declare, diagnostics, load_dynamics, load_reward,
+                              main_for, matrix)
+
+MODES = ('mpc', 'policy')
+STALE_ACTIONS = ('zero', 'hold')
+UNFILTERED = ('elite_mean', 'random_elite')
+PLANNER_CONFIGS = {'mppi': MPPIConfig, 'cem': CEMConfig}
+
+# Lockstep: the sim publishes each state once (transient-local) and waits for the answer, so a
+# controller that joins late must still receive it. Real time: only the freshest state matters,
+# and a best-effort reader matches reliable and best-effort publishers alike.
+LOCKSTEP_STATE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
+REALTIME_STATE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+# The sim asks for reliable commands: a lost one would stall a lockstep loop.
+COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class OnnxPolicy:
+    """An exported policy graph: one input obs [batch, S], first output action [batch, A]."""
+
+    def __init__(self, path, task: TaskSpec, device: str, threads: int):
+        self.session = make_session(path, device, intra_op_threads=threads)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        shapes = (inputs[0].shape[-1], outputs[0].shape[-1])
+        if len(inputs) != 1 or shapes != (task.obs_dim, task.action_dim):
+            raise ModelFileError(
+                f'{path} maps inputs {[i.shape for i in inputs]} to {outputs[0].shape}, but task {task.name} needs '
+                f'obs [batch, {task.obs_dim}] -> action [batch, {task.action_dim}]: export a policy for this task')
+        self.input = inputs[0].name
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input: obs[None].astype(np.float32)})[0][0]
+
+
+class ControllerNode(Node):
+
+    def __init__(self):
+        super().__init__('morec_controller')
+        task = declare(self, 'task', 'halfcheetah', 'task name, Gymnasium id or path of a spec YAML (sim/)')
+        bundle = declare(self, 'bundle', '', "model bundle directory; '' = models/<task>")
+        command_topic = declare(self, 'command_topic', '/effort_controller/commands', 'Float64MultiArray commands')
+        self._mode = declare(self, 'mode', 'mpc', "'mpc': plan through the model; 'policy': run an ONNX policy")
+        policy = declare(self, 'policy', '', "mode 'policy': ONNX file obs [batch, S] -> action [batch, A]")
+        planner = declare(self, 'planner', 'mppi', f'one of {PLANNERS}')
+        filtered = declare(self, 'filtered', True, 'plan through the MOREC filter (else unfiltered_mode)')
+        unfiltered_mode = declare(self, 'unfiltered_mode', 'elite_mean', f'when not filtered: one of {UNFILTERED}')
+        threshold = declare(self, 'filter_threshold', FilterConfig.threshold, 'r_D below this ends a model rollout')
+        samples_per_elite = declare(self, 'samples_per_elite', FilterConfig.samples_per_elite,
+                                    'filter candidates drawn from each elite')
+        device = declare(self, 'device', 'auto', "ONNX Runtime device: 'auto', 'cpu' or 'cuda'")
+        threads = declare(self, 'threads', 0, 'ONNX Runtime intra-op threads (0: its default)')
+        self._lockstep = declare(self, 'lockstep', False, 'the sim waits for each command: answer every state once')
+        stale_periods = declare(self, 'stale_periods', 5.0, 'state older than this many control periods is stale')
+        self._stale_action = declare(self, 'stale_action', 'zero', f'command while stale: one of {STALE_ACTIONS}')
+        diagnostics_period = declare(self, 'diagnostics_period', 1.0, 'seconds between /diagnostics messages')
+        latency_window = declare(self, 'latency_window', 500, 'plans the latency percentiles cover')
+        if planner not in PLANNER_CONFIGS:
+            raise ValueError(f'planner must be one of {PLANNERS}, got {planner!r}')
+        # The chosen planner's settings, each a parameter with the config's default.
+        settings = {f.name: declare(self, f.name, f.default, f'{planner} setting (morec.planners)')
+                    for f in dataclasses.fields(PLANNER_CONFIGS[planner])}
+        for name, value, allowed in (('mode', self._mode, MODES), ('stale_action', self._stale_action, STALE_ACTIONS),
+                                     ('unfiltered_mode', unfiltered_mode, UNFILTERED)):
+            if value not in allowed:
+                raise ValueError(f'{name} must be one of {allowed}, got {value!r}')
+        if not stale_periods > 0 or not diagnostics_period > 0 or latency_window < 1:
+            raise ValueError('stale_periods, diagnostics_period and latency_window must be positive')
+
+        self._spec = spec = load_task_spec(task)
+        self._period = spec.control_period
+        self._stale_after = stale_periods * spec.control_period
+        self._planner = self._policy = None
+        if self._mode == 'mpc':
+            path = bundle_dir(bundle, spec)
+            dynamics = load_dynamics(path, spec, device, threads)
+            reward = load_reward(path, spec, device, threads) if filtered else None
+            cfg = FilterConfig(mode='filter' if filtered else unfiltered_mode, threshold=threshold,
+                               samples_per_elite=samples_per_elite)
+            model = FilteredDynamics(dynamics, reward, cfg, is_terminal=spec.is_terminal)
+            self._planner = make_planner(planner, model, spec, **settings)
+            self._describe = f"{planner} ({'filtered' if filtered else unfiltered_mode}) on {path}"
+            self._warm_up(path)
+        else:
+            if not policy:
+                raise ValueError("mode 'policy' needs the policy parameter: the path of an exported ONNX policy")
+            self._policy = OnnxPolicy(policy, spec, device, threads)
+            self._describe = f'policy {policy}'
+            self._warm_up(policy)
+
+        self._check = InputCheck(self, spec)
+        self._lock = threading.Condition()
+        self._state = None  # (obs, stamp ns, sequence number, steady receipt time) of the latest valid state
+        self._received = 0  # sequence number of the latest valid state
+        self._answered = 0  # sequence number of the state the latest plan was made from
+        self._plan = None  # [H, A] actions of the latest plan
+        self._plan_received = 0.0  # steady receipt time of the state the latest plan was made from
+        self._plan_value = float('nan')
+        self._next = 0  # index of the plan's next action
+        self._last_command = np.zeros(spec.action_dim)
+        self._stale = False
+        self._latency = deque(maxlen=latency_window)
+        self._count = dict(plans=0, commands=0, deadline_misses=0, stale_events=0, non_finite_actions=0)
+        self._reported = dict(commands=0, dropped=0, time=time.monotonic())
+
+        self._cmd_pub = self.create_publisher(Float64MultiArray, command_topic, COMMAND_QOS)
+        self._plan_pub = self.create_publisher(Float64MultiArray, 'morec/plan', 1)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(JointState, 'joint_states', self._on_state,
+                                 LOCKSTEP_STATE_QOS if self._lockstep else REALTIME_STATE_QOS)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(spec.control_period, self._on_tick, clock=steady)
+        self.create_timer(diagnostics_period, self._publish_diagnostics, clock=steady)
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._plan_loop, name='planner', daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f"{spec.env_id}: {self._describe}, {'lockstep' if self._lockstep else 'real time'}, "
+            f'period {spec.control_period} s, commands on {command_topic}')
+
+    def _warm_up(self, source):
+        """One plan on a zero state: ONNX Runtime's first run is slow, and a graph that fails should fail now."""
+        try:
+            if self._planner is not None:
+                self._planner.plan(np.zeros(self._spec.obs_dim))
+                self._planner.reset()
+            else:
+                self._policy(np.zeros(self._spec.obs_dim))
+        except ModelFileError:
+            raise
+        except Exception as e:  # ONNX Runtime raises its own types for graphs that load but do not run
+            raise ModelFileError(f'{source}: the model does not run on a {self._spec.name} state ({e}); '
+                                 f're-export it with `morec export`') from e
+
+    # ---- executor thread ----------------------------------------------------------------------
+    def _on_state(self, msg):
+        checked = self._check.state(msg)
+        if checked is None:
+            return
+        with self._lock:
+            self._received += 1
+            self._state = (*checked, self._received, time.monotonic())
+            self._lock.notify()
+
+    def _on_tick(self):
+        command = None
+        with self._lock:
+            if self._state is None:
+                return  # nothing to act on yet; silence also keeps a lockstep sim where it is
+            now = time.monotonic()
+            if self._lockstep:  # only waiting for the robot counts: it waits while we plan
+                age = now - self._state[3] if self._answered == self._received else 0.0
+            else:
+                age = now - (self._plan_received if self._plan is not None else self._state[3])
+            self._set_stale(age > self._stale_after, age)
+            if self._stale:
+                command = np.zeros(self._spec.action_dim) if self._stale_action == 'zero' else self._last_command
+            elif not self._lockstep:
+                command = self._next_action()
+        if command is not None:
+            self._send(command)
+
+    def _set_stale(self, stale, age):
+        if stale and not self._stale:
+            self._count['stale_events'] += 1
+            self._check.restart()  # a restarted robot's clock may start over
+            self.get_logger().error(f'state is {age:.2f} s old (limit {self._stale_after:.2f} s): '
+                                    f'commanding {self._stale_action} until fresh /joint_states arrive')
+        elif self._stale and not stale:
+            self.get_logger().info('fresh state: resuming control')
+        self._stale = stale
+
+    # ---- planner thread -----------------------------------------------------------------------
+    def _plan_loop(self):
+        last_stamp = None
+        while not self._stop.is_set():
+            with self._lock:
+                if not self._lock.wait_for(lambda: self._received > self._answered or self._stop.is_set(), 0.1):
+                    continue
+                if self._stop.is_set():
+                    return
+                obs, stamp, seq, received = self._state
+            start = time.perf_counter()
+            actions, states, value = self._act(obs, stamp, last_stamp)
+            latency = time.perf_counter() - start
+            last_stamp = stamp
+            if states is not None:
+                self._plan_pub.publish(matrix(states, ('horizon', 'state')))
+            with self._lock:
+                self._plan, self._next, self._plan_received, self._plan_value = actions, 0, received, value
+                self._answered = seq
+                self._latency.append(latency)
+                self._count['plans'] += 1
+                self._count['deadline_misses'] += latency > self._period
+                command = self._next_action() if self._lockstep else None
+            if command is not None:
+                self._send(command)
+
+    def _act(self, obs, stamp, last_stamp):
+        """(actions [H, A], predicted states [H, S] or None, model value) for the state at `stamp`."""
+        if self._policy is not None:
+            return self._policy(obs)[None], None, float('nan')
+        if last_stamp is None or stamp <= last_stamp:
+            self._planner.reset()  # a new episode or a restarted robot: the previous plan does not apply
+            elapsed = 0
+        else:
+            elapsed = max(1, round((stamp - last_stamp) / (self._period * 1e9)))
+        plan = self._planner.plan(obs, elapsed)
+        return plan.actions, plan.states, plan.value
+
+    # ---- both threads (callers hold no lock for _send) ------------------------------------------
+    def _next_action(self):
+        """The latest plan's next action (its last once used up); call with the lock held."""
+        if self._plan is None:
+            return None
+        action = self._plan[min(self._next, len(self._plan) - 1)]
+        self._next += 1
+        return action
+
+    def _send(self, action):
+        command = np.clip(np.asarray(action, np.float64), self._spec.action_low, self._spec.action_high)
+        with self._lock:
+            if not np.all(np.isfinite(command)):
+                self._count['non_finite_actions'] += 1
+                command = np.zeros(self._spec.action_dim)
+            self._last_command = command
+            self._count['commands'] += 1
+        self._cmd_pub.publish(Float64MultiArray(data=command.tolist()))
+
+    def _publish_diagnostics(self):
+        now = time.monotonic()
+        with self._lock:
+            count = dict(self._count)
+            latency = np.array(self._latency) * 1e3
+            stale, waiting = self._stale, self._state is None
+            age = now - self._state[3] if self._state else float('nan')
+            value = self._plan_value
+        dropped = sum(self._check.dropped.values())
+        fresh_drops = dropped - self._reported['dropped']
+        rate = (count['commands'] - self._reported['commands']) / (now - self._reported['time'])
+        self._reported = dict(commands=count['commands'], dropped=dropped, time=now)
+        if stale:
+            level, message = DiagnosticStatus.ERROR, f'state stale ({age:.2f} s): commanding {self._stale_action}'
+        elif waiting:
+            level, message = DiagnosticStatus.WARN, 'waiting for /joint_states'
+        elif fresh_drops:
+            level, message = DiagnosticStatus.WARN, f'dropped {fresh_drops} invalid messages'
+        else:
+            level, message = DiagnosticStatus.OK, 'ok'
+        p50, p99 = np.percentile(latency, [50, 99]) if len(latency) else (float('nan'), float('nan'))
+        values = {'mode': self._mode, 'lockstep': self._lockstep, **count,
+                  'control_rate_hz': f'{rate:.2f}', 'latency_p50_ms': f'{p50:.2f}', 'latency_p99_ms': f'{p99:.2f}',
+                  'state_age_s': f'{age:.3f}', 'plan_value': f'{value:.3f}', 'states_dropped': dropped,
+                  **self._check.dropped}
+        diagnostics(self, self._diag_pub, 'controller', level, message, self._describe, values)
+
+    def destroy_node(self):
+        self._stop.set()
+        with self._lock:
+            self._lock.notify()
+        self._thread.join(timeout=5.0)
+        return super().destroy_node()
+
+
+main = main_for(ControllerNode, 'morec_controller')
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Dynamics node: the learned ensemble's one-step view of the robot, and how wrong it is online.
+
+For every command sent in a state it publishes the candidate next observations the filter
+chooses from (/morec/candidates, layout [candidates, state]). When the next state arrives one
+control period later it publishes the elite-mean prediction's error against what the robot did
+(/morec/prediction_error, Euclidean norm in observation units) and summarises recent errors in
+/diagnostics.
+"""
+
+import sys
+from collections import deque
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64, Float64MultiArray
+
+from morec.rollout import FilterConfig, FilteredDynamics
+from morec.task_spec import load_task_spec
+from morec_ros.common import (MONITOR_QOS, InputCheck, Transitions, bundle_dir, declare, diagnostics,
+                              load_dynamics, main_for, matrix)
+
+
+class DynamicsNode(Node):
+
+    def __init__(self):
+        super().__init__('morec_dynamics')
+        task = declare(self, 'task', 'halfcheetah', 'task name, Gymnasium id or path of a spec YAML (sim/)')
+        bundle = declare(self, 'bundle', '', "model bundle directory; '' = models/<task>")
+        command_topic = declare(self, 'command_topic', '/effort_controller/commands', 'Float64MultiArray commands')
+        samples_per_elite = declare(self, 'samples_per_elite', FilterConfig.samples_per_elite,
+                                    'candidates drawn from each elite')
+        seed = declare(self, 'seed', 0, 'seed of the candidate draws')
+        device = declare(self, 'device', 'auto', "ONNX Runtime device: 'auto', 'cpu' or 'cuda'")
+        threads = declare(self, 'threads', 1, 'ONNX Runtime intra-op threads (0: its default)')
+        window = declare(self, 'error_window', 100, 'transitions the error summary covers')
+        diagnostics_period = declare(self, 'diagnostics_period', 1.0, 'seconds between /diagnostics messages')
+        if window < 1 or not diagnostics_period > 0:
+            raise ValueError('error_window and diagnostics_period must be positive')
+
+        spec = load_task_spec(task)
+        path = bundle_dir(bundle, spec)
+        dynamics = load_dynamics(path, spec, device, threads)
+        self._candidates = FilteredDynamics(dynamics, None, FilterConfig(mode='elite_mean',
+                                                                         samples_per_elite=samples_per_elite))
+        self._hardware_id = f'{spec.env_id}: {path}'
+        self._rng = np.random.default_rng(seed)
+        self._check = InputCheck(self, spec)
+        self._transitions = Transitions(spec.control_period)
+        self._errors = deque(maxlen=window)
+        self._reported_drops = 0
+
+        self._cand_pub = self.create_publisher(Float64MultiArray, 'morec/candidates', 10)
+        self._error_pub = self.create_publisher(Float64, 'morec/prediction_error', 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(JointState, 'joint_states', self._on_state, MONITOR_QOS)
+        self.create_subscription(Float64MultiArray, command_topic, self._on_command, MONITOR_QOS)
+        self.create_timer(diagnostics_period, self._publish_diagnostics)
+        self.get_logger().info(f'{self._hardware_id}: candidates for every command on {command_topic}')
+
+    def _on_command(self, msg):
+        command = self._check.command(msg)
+        if command is None or self._transitions.latest is None:
+            return
+        obs, act = self._transitions.latest[0][None], command[None]
+        candidates, _ = self._candidates.candidates(obs, act, self._rng)
+        self._cand_pub.publish(matrix(candidates[0, :, :-1], ('candidates', 'state')))  # drop the reward column
+        predicted = self._candidates.step(obs, act, self._rng).next_obs[0]
+        self._transitions.command(command, predicted)
+
+    def _on_state(self, msg):
+        checked = self._check.state(msg)
+        if checked is None:
+            return
+        done = self._transitions.state(*checked)
+        if done is not None:
+            _, _, predicted, actual = done
+            error = float(np.linalg.norm(predicted - actual))
+            self._errors.append(error)
+            self._error_pub.publish(Float64(data=error))
+
+    def _publish_diagnostics(self):
+        dropped = sum(self._check.dropped.values())
+        fresh_drops, self._reported_drops = dropped - self._reported_drops, dropped
+        errors = np.array(self._errors)
+        level, message = DiagnosticStatus.OK, 'ok'
+        if fresh_drops:
+            level, message = DiagnosticStatus.WARN, f'dropped {fresh_drops} invalid messages'
+        elif not len(errors):
+            message = 'no transitions observed yet'
+        values = {'transitions': self._transitions.completed, 'transition_gaps': self._transitions.gaps,
+                  'error_mean': f'{errors.mean():.4f}' if len(errors) else 'nan',
+                  'error_p90': f'{np.percentile(errors, 90):.4f}' if len(errors) else 'nan',
+                  'error_window': len(errors), 'messages_dropped': dropped, **self._check.dropped}
+        diagnostics(self, self._diag_pub, 'one-step prediction', level, message, self._hardware_id, values)
+
+
+main = main_for(DynamicsNode, 'morec_dynamics')
+
+if __name__ == '__main__':
+    sys.exit(main())

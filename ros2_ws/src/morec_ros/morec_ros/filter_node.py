@@ -1,0 +1,122 @@
+"""Filter node: MOREC's selected prediction, and a sim-to-real gap monitor from the dynamics reward.
+
+For every command sent in a state it runs one FilteredDynamics step (the same candidate draw,
+r_D scoring and selection the planner uses) and publishes the selected next observation on
+/morec/prediction and [r_D of the selected candidate, r_D of the last real transition] on
+/morec/dynamics_reward. Every real transition (s, a, s') the robot makes is scored with r_D: while
+the mean score over the last `monitor_window` transitions stays below `monitor_threshold`, the
+node reports WARN in /diagnostics: the model no longer describes this robot.
+"""
+
+import sys
+from collections import deque
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from morec.rollout import FilterConfig, FilteredDynamics
+from morec.task_spec import load_task_spec
+from morec_ros.common import (MONITOR_QOS, InputCheck, Transitions, bundle_dir, declare, diagnostics,
+                              load_dynamics, load_reward, main_for)
+
+
+class FilterNode(Node):
+
+    def __init__(self):
+        super().__init__('morec_filter')
+        task = declare(self, 'task', 'halfcheetah', 'task name, Gymnasium id or path of a spec YAML (sim/)')
+        bundle = declare(self, 'bundle', '', "model bundle directory; '' = models/<task>")
+        command_topic = declare(self, 'command_topic', '/effort_controller/commands', 'Float64MultiArray commands')
+        samples_per_elite = declare(self, 'samples_per_elite', FilterConfig.samples_per_elite,
+                                    'candidates drawn from each elite')
+        threshold = declare(self, 'filter_threshold', FilterConfig.threshold, 'a selected r_D below this is untrusted')
+        seed = declare(self, 'seed', 0, 'seed of the candidate draws')
+        device = declare(self, 'device', 'auto', "ONNX Runtime device: 'auto', 'cpu' or 'cuda'")
+        threads = declare(self, 'threads', 1, 'ONNX Runtime intra-op threads (0: its default)')
+        self._monitor_threshold = declare(self, 'monitor_threshold', FilterConfig.threshold,
+                                          'WARN while the mean r_D of recent real transitions is below this')
+        window = declare(self, 'monitor_window', 50, 'real transitions the monitor averages')
+        diagnostics_period = declare(self, 'diagnostics_period', 1.0, 'seconds between /diagnostics messages')
+        if window < 1 or not diagnostics_period > 0:
+            raise ValueError('monitor_window and diagnostics_period must be positive')
+
+        spec = load_task_spec(task)
+        path = bundle_dir(bundle, spec)
+        self._reward = load_reward(path, spec, device, threads)
+        cfg = FilterConfig(mode='filter', samples_per_elite=samples_per_elite, threshold=threshold)
+        self._model = FilteredDynamics(load_dynamics(path, spec, device, threads), self._reward, cfg)
+        self._hardware_id = f'{spec.env_id}: {path}'
+        self._rng = np.random.default_rng(seed)
+        self._check = InputCheck(self, spec)
+        self._transitions = Transitions(spec.control_period)
+        self._real = deque(maxlen=window)  # r_D of recent real transitions
+        self._selected = deque(maxlen=window)  # r_D of recent selected predictions
+        self._last_real = float('nan')
+        self._warn_since = None  # the real-transition count when the monitor started warning
+        self._reported_drops = 0
+
+        self._pred_pub = self.create_publisher(Float64MultiArray, 'morec/prediction', 10)
+        self._score_pub = self.create_publisher(Float64MultiArray, 'morec/dynamics_reward', 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(JointState, 'joint_states', self._on_state, MONITOR_QOS)
+        self.create_subscription(Float64MultiArray, command_topic, self._on_command, MONITOR_QOS)
+        self.create_timer(diagnostics_period, self._publish_diagnostics)
+        self.get_logger().info(f'{self._hardware_id}: {self._reward.meta["snapshots"]} r_D snapshots, '
+                               f'monitor WARN below {self._monitor_threshold} over {window} transitions')
+
+    def _on_command(self, msg):
+        command = self._check.command(msg)
+        if command is None or self._transitions.latest is None:
+            return
+        step = self._model.step(self._transitions.latest[0][None], command[None], self._rng)
+        self._transitions.command(command)
+        self._selected.append(float(step.score[0]))
+        self._pred_pub.publish(Float64MultiArray(data=step.next_obs[0].astype(np.float64).tolist()))
+        self._score_pub.publish(Float64MultiArray(data=[float(step.score[0]), self._last_real]))
+
+    def _on_state(self, msg):
+        checked = self._check.state(msg)
+        if checked is None:
+            return
+        done = self._transitions.state(*checked)
+        if done is not None:
+            obs, act, _, next_obs = done
+            self._last_real = float(self._reward.score(obs[None], act[None], next_obs[None, None])[0, 0])
+            self._real.append(self._last_real)
+
+    def _publish_diagnostics(self):
+        dropped = sum(self._check.dropped.values())
+        fresh_drops, self._reported_drops = dropped - self._reported_drops, dropped
+        real = np.array(self._real)
+        gap = len(real) == self._real.maxlen and real.mean() < self._monitor_threshold
+        if gap and self._warn_since is None:
+            self._warn_since = self._transitions.completed
+            self.get_logger().warning(f'real transitions score r_D {real.mean():.3f} < {self._monitor_threshold} '
+                                      f'over the last {len(real)}: the model does not describe this robot')
+        elif not gap and self._warn_since is not None:
+            self._warn_since = None
+            self.get_logger().info('real transitions are consistent with the model again')
+        level, message = DiagnosticStatus.OK, 'ok'
+        if gap:
+            level, message = DiagnosticStatus.WARN, f'sim-to-real gap: mean r_D {real.mean():.3f} of real transitions'
+        elif fresh_drops:
+            level, message = DiagnosticStatus.WARN, f'dropped {fresh_drops} invalid messages'
+        elif len(real) < self._real.maxlen:
+            message = f'monitor warming up ({len(real)}/{self._real.maxlen} transitions)'
+        values = {'transitions': self._transitions.completed, 'transition_gaps': self._transitions.gaps,
+                  'real_score_mean': f'{real.mean():.4f}' if len(real) else 'nan',
+                  'real_score_below_threshold': f'{(real < self._monitor_threshold).mean():.3f}' if len(real) else 'nan',
+                  'selected_score_mean': f'{np.mean(self._selected):.4f}' if self._selected else 'nan',
+                  'gap_warning': gap, 'transitions_in_warning': (self._transitions.completed - self._warn_since
+                                                                 if gap else 0),
+                  'messages_dropped': dropped, **self._check.dropped}
+        diagnostics(self, self._diag_pub, 'consistency monitor', level, message, self._hardware_id, values)
+
+
+main = main_for(FilterNode, 'morec_filter')
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""MPPI and CEM on a toy model whose optimal actions are known in closed form."""
+
+import numpy as np
+import pytest
+
+from morec.planners import CEMConfig, MPPIConfig, evaluate, make_planner
+from morec.rollout import FilterConfig, FilteredDynamics
+from morec.task_spec import load_task_spec
+
+# A cart on a rail: obs = [position, velocity], the action sets the next velocity. The task reward
+# r = velocity' - 0.25 a^2 + 1 (alive while |position'| < 10) is maximised by a = 2 at every step.
+TOY_SPEC = """
+name: toy
+env_id: Toy-v0
+control_period: 0.1
+joints: [slider]
+observation: {positions: [slider], velocities: [slider]}
+actuators: [{name: push, joint: slider, low: -3.0, high: 3.0}]
+reward: {alive: 1.0, forward_velocity: {joint: slider, weight: 1.0}, control_cost: 0.25}
+termination: {healthy: [{position: slider, low: -10.0, high: 10.0}]}
+variants: {nominal: {}}
+"""
+
+
+class ToyDynamics:
+    """Two identical noiseless elites: position' = position + a, velocity' = a."""
+
+    obs_dim, act_dim = 2, 1
+    elites = np.array([0, 1])
+
+    def predict(self, obs, act):
+        nxt = np.stack([obs[:, 0] + act[:, 0], act[:, 0], np.zeros(len(obs))], axis=-1).astype(np.float32)
+        mean = np.repeat(nxt[None], 2, axis=0)
+        return mean, np.zeros_like(mean)
+
+
+class TrustSmallPushes:
+    """A stand-in for r_D that trusts transitions only for |a| <= 1.5."""
+
+    def score(self, obs, act, candidates):
+        trusted = np.abs(act[:, :1]) <= 1.5
+        return np.broadcast_to(np.where(trusted, 1.3, 0.3), candidates.shape[:2]).astype(np.float32)
+
+
+@pytest.fixture
+def toy(tmp_path):
+    path = tmp_path / "toy.yaml"
+    path.write_text(TOY_SPEC)
+    return load_task_spec(path)
+
+
+def filtered(task, threshold=0.6):
+    return FilteredDynamics(ToyDynamics(), TrustSmallPushes(), FilterConfig(threshold=threshold, clip=None),
+                            is_terminal=task.is_terminal)
+
+
+def unfiltered(task):
+    return FilteredDynamics(ToyDynamics(), None, FilterConfig(mode="elite_mean", clip=None),
+                            is_terminal=task.is_terminal)
+
+
+def test_evaluate_sums_discounted_task_rewards(toy, rng):
+    actions = np.array([[[2.0], [2.0], [2.0]], [[0.0], [0.0], [0.0]]])
+    returns = evaluate(unfiltered(toy), toy, np.zeros(2), actions, rng, discount=0.5)
+    np.testing.assert_allclose(returns, [2.0 * 1.75, 1.0 * 1.75])  # per step 2 - 1 + 1 and 0 + 1
+
+
+def test_evaluate_stops_at_task_termination_and_charges_the_penalty(toy, rng):
+    # From position 8, pushing 3 leaves the rail at the first step: velocity 3 - 2.25, no alive bonus.
+    actions = np.full((1, 4, 1), 3.0)
+    returns = evaluate(unfiltered(toy), toy, np.array([8.0, 0.0]), actions, rng, termination_penalty=10.0)
+    np.testing.assert_allclose(returns, [0.75 - 10.0])
+
+
+def test_evaluate_drops_the_reward_of_an_untrusted_step(toy, rng):
+    # Trusted, trusted, untrusted (|a| = 2 > 1.5): the third step's reward is replaced by the penalty.
+    actions = np.array([[[1.0], [1.0], [2.0], [1.0]]])
+    returns = evaluate(filtered(toy), toy, np.zeros(2), actions, rng, discount=1.0, termination_penalty=5.0)
+    np.testing.assert_allclose(returns, [2 * 1.75 - 5.0])
+
+
+# Settings under which each planner converges on the toy within a few hundredths.
+SETTINGS = {"mppi": {"temperature": 0.1, "noise_std": 0.25}, "cem": {"noise_std": 0.5}}
+
+
+@pytest.mark.parametrize("name", ["mppi", "cem"])
+def test_planner_finds_the_optimal_action(toy, name):
+    planner = make_planner(name, unfiltered(toy), toy, samples=256, horizon=5, iterations=8, seed=0, **SETTINGS[name])
+    plan = planner.plan(np.zeros(2))
+    assert plan.actions.shape == (5, 1) and plan.states.shape == (5, 2)
+    assert abs(plan.actions[0, 0] - 2.0) < 0.25
+    np.testing.assert_allclose(plan.states[0], [plan.actions[0, 0], plan.actions[0, 0]], rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mppi", "cem"])
+def test_filtered_planning_stays_where_the_model_is_trusted(toy, name):
+    # Unfiltered the optimum is 2; the filter ends any sequence with |a| > 1.5, so the best is 1.5.
+    planner = make_planner(name, filtered(toy), toy, samples=256, horizon=5, iterations=8, seed=0,
+                           termination_penalty=5.0, **SETTINGS[name])
+    first = planner.plan(np.zeros(2)).actions[0, 0]
+    assert 0.5 < first <= 1.5
+
+
+@pytest.mark.parametrize("name", ["mppi", "cem"])
+def test_actions_stay_within_the_actuator_limits(toy, name):
+    # Control nearly free: the unconstrained optimum (a = 1 / (2 * 0.0025) = 200) lies far outside [-3, 3].
+    cheap = load_task_spec(toy.path)
+    cheap = type(cheap)(**{**cheap.__dict__, "control_cost": 0.0025})
+    planner = make_planner(name, unfiltered(cheap), cheap, samples=128, horizon=4, iterations=3, noise_std=2.0)
+    actions = planner.plan(np.zeros(2)).actions
+    assert actions.max() <= 3.0 and actions.min() >= -3.0
+    assert actions[0, 0] > 2.5
+
+
+def test_plans_are_deterministic_given_the_seed(toy):
+    def run(seed):
+        planner = make_planner("mppi", filtered(toy), toy, samples=64, horizon=4, seed=seed)
+        return [planner.plan(np.array([0.1 * k, 0.0])).actions for k in range(3)]
+
+    np.testing.assert_array_equal(run(3), run(3))
+    assert not np.array_equal(run(3)[0], run(4)[0])
+
+
+def test_warm_start_shifts_the_previous_plan(toy):
+    planner = make_planner("cem", unfiltered(toy), toy, samples=32, horizon=4, iterations=1)
+    planner.mean = np.array([[1.0], [2.0], [3.0], [-1.0]], np.float32)
+    # The first sample is the warm-started mean itself: sequence [2, 3, -1, 0] after one step.
+    sampled = []
+    planner._returns = lambda obs, actions: sampled.append(actions.copy()) or np.zeros(len(actions))
+    planner.plan(np.zeros(2), elapsed=1)
+    np.testing.assert_array_equal(sampled[0][0, :, 0], [2.0, 3.0, -1.0, 0.0])
+    planner.mean = np.array([[1.0], [2.0], [3.0], [-1.0]], np.float32)
+    planner.plan(np.zeros(2), elapsed=3)
+    np.testing.assert_array_equal(sampled[1][0, :, 0], [-1.0, 0.0, 0.0, 0.0])
+
+
+def test_bad_settings_are_rejected(toy):
+    with pytest.raises(ValueError, match="elites"):
+        CEMConfig(samples=10, elite_fraction=0.1)
+    with pytest.raises(ValueError, match="temperature"):
+        MPPIConfig(temperature=0.0)
+    with pytest.raises(ValueError, match="planner"):
+        make_planner("ilqr", unfiltered(toy), toy)
