@@ -7,6 +7,7 @@
     morec export           export both to ONNX (with a parity check)
     morec diagnose         does the filter help? error curves, rank correlation, AUC (JSON + PNG)
     morec demo             the end-to-end pipeline on the tiny task
+    morec up               start the ROS 2 nodes of a launch config (sim, dynamics, filter, controller)
 """
 
 from __future__ import annotations
@@ -53,17 +54,25 @@ def cmd_behavior_train(args) -> int:
 
 
 def cmd_collect(args) -> int:
-    from .behavior import load_policy, pick_checkpoint
+    import torch
+
+    from .behavior import load_checkpoints, load_policy, pick_checkpoint
     from .collect import replay_buffer_dataset, rollout_dataset
     from .dataset import Dataset
     from .task_spec import load_task_spec
 
     task = load_task_spec(args.task)
+    torch.manual_seed(args.seed)  # the SAC policies sample their actions with torch
+
+    def checkpoint(level: str) -> dict:
+        if args.checkpoint:
+            return next(r for r in load_checkpoints(args.behavior)["checkpoints"] if r["policy"] == args.checkpoint)
+        return pick_checkpoint(args.behavior, level, task.d4rl_expert if args.d4rl_reference else None)
 
     def policy_data(level: str, steps: int, seed: int) -> Dataset:
         if level == "random":
             return rollout_dataset(task, None, steps, seed, "random")
-        ckpt = pick_checkpoint(args.behavior, level, task.d4rl_expert if args.d4rl_reference else None)
+        ckpt = checkpoint(level)
         sac = load_policy(Path(args.behavior) / ckpt["policy"])
         # Stochastic actions, as D4RL's data: the SAC policy's own exploration noise.
         data = rollout_dataset(task, lambda o: sac.predict(o, deterministic=False)[0], steps, seed,
@@ -74,7 +83,7 @@ def cmd_collect(args) -> int:
     if args.level in ("random", "medium", "expert"):
         data = policy_data(args.level, args.steps, args.seed)
     elif args.level == "medium-replay":
-        ckpt = pick_checkpoint(args.behavior, "medium", task.d4rl_expert if args.d4rl_reference else None)
+        ckpt = checkpoint("medium")
         data = replay_buffer_dataset(task, Path(args.behavior) / ckpt["replay_buffer"], f"medium-replay:{ckpt['policy']}")
         data.metadata["behavior_checkpoint"] = ckpt
     elif args.level == "medium-expert":
@@ -164,6 +173,12 @@ def cmd_diagnose(args) -> int:
     return 0
 
 
+def cmd_up(args) -> int:
+    from .runner import up
+
+    return up(args.config, args.domain_id)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="morec", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -183,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--behavior", help="directory of `morec behavior train` (all levels but random)")
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", help="use this checkpoint file (e.g. sac_50000.zip) instead of choosing by return")
     p.add_argument("--d4rl-reference", action="store_true",
                    help="medium = a third of the D4RL expert return instead of the best checkpoint's")
     p.add_argument("--out", required=True, help="output .npz")
@@ -215,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--snapshot-sweep", nargs="*", type=int, metavar="K",
                    help="also measure rewards averaging only K of the snapshots (e.g. 1 5 10 40)")
     p.set_defaults(func=cmd_diagnose)
+
+    p = sub.add_parser("up", help="start the ROS 2 nodes of a launch config as processes (Ctrl-C stops them)")
+    p.add_argument("config", help="config name in launch/configs (full, sim_only, robot_only) or a YAML path")
+    p.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID for all nodes")
+    p.set_defaults(func=cmd_up)
 
     args = parser.parse_args(argv)
     start = time.time()

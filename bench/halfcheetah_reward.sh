@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The experiment behind the README's "does the filter help?" table, from shipped behaviour policies
+# to the diagnostics report. About 1 h on 2 cores; results in artifacts/bench/halfcheetah/.
+#   bash bench/halfcheetah_reward.sh            # the default configuration
+#   EXTRA="noise_negatives=0.5" NAME=noise bash bench/halfcheetah_reward.sh   # an ablation (reuses data + ensemble)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MOREC="${MOREC:-.venv/bin/python -m morec.cli}"
+BEHAVIOR=models/behavior/halfcheetah
+OUT=artifacts/bench/halfcheetah
+NAME="${NAME:-default}"
+THREADS="${THREADS:-1}"
+mkdir -p "$OUT"
+
+# Training data: the SAC checkpoint closest to a third of the D4RL expert return (sac_50000, return 3529).
+[ -f $OUT/medium.npz ] || $MOREC collect --task halfcheetah --level medium --checkpoint sac_50000.zip \
+  --behavior $BEHAVIOR --steps 300000 --seed 0 --out $OUT/medium.npz
+
+# The ensemble is shared by every reward variant.
+[ -f $OUT/ensemble/ensemble.pt ] || $MOREC train-dynamics --data $OUT/medium.npz --bundle $OUT/ensemble \
+  --threads "$THREADS" --set max_minutes=30
+
+BUNDLE=$OUT/reward_$NAME
+mkdir -p "$BUNDLE"
+cp $OUT/ensemble/ensemble.pt $OUT/ensemble/card.json "$BUNDLE/"
+$MOREC train-reward --data $OUT/medium.npz --bundle "$BUNDLE" --threads "$THREADS" ${EXTRA:+--set $EXTRA}
+$MOREC export --bundle "$BUNDLE"
+# Evaluation data: held-out medium episodes, the best shipped checkpoint ("expert"), uniform random actions.
+[ -f $OUT/medium_eval.npz ] || $MOREC collect --task halfcheetah --level medium --checkpoint sac_50000.zip \
+  --behavior $BEHAVIOR --steps 50000 --seed 300 --out $OUT/medium_eval.npz
+[ -f $OUT/expert_eval.npz ] || $MOREC collect --task halfcheetah --level expert \
+  --behavior $BEHAVIOR --steps 50000 --seed 200 --out $OUT/expert_eval.npz
+[ -f $OUT/random_eval.npz ] || $MOREC collect --task halfcheetah --level random \
+  --steps 50000 --seed 100 --out $OUT/random_eval.npz
+$MOREC diagnose --bundle "$BUNDLE" --train-data $OUT/medium.npz \
+  --eval-data medium_heldout=$OUT/medium_eval.npz expert=$OUT/expert_eval.npz random=$OUT/random_eval.npz \
+  --horizon 50 --starts 200 --transitions 2000 --snapshot-sweep 1 5 10 20 40 \
+  --out "$BUNDLE/report.json" --plot "$BUNDLE/report.png"
