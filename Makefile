@@ -22,8 +22,9 @@ test: setup
 demo: setup
 	$(PY) -m morec.cli demo
 
+# Slow benchmarks (about an hour each on 2 cores); results under artifacts/bench/.
 bench: setup
-	$(PY) -m morec.cli bench --out artifacts/bench
+	bash bench/halfcheetah_reward.sh
 
 clean-venv:
 	rm -rf $(VENV)

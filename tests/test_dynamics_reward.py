@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from morec.diagnostics import candidate_metrics
-from morec.dynamics_reward import Discriminator, DynamicsReward
-from morec.rollout import FilterConfig, FilteredDynamics, TorchDynamics, TorchReward
+from morec.dynamics_reward import Discriminator, DynamicsReward, TorchReward
+from morec.ensemble import TorchDynamics
+from morec.rollout import FilterConfig, FilteredDynamics
 
 
 def _random_snapshots(k, obs_dim=3, act_dim=2, seed=0):

@@ -133,9 +133,10 @@ def diagnose(bundle, train_data, eval_data: dict[str, str], horizon: int = 50, s
     from pathlib import Path
 
     from .bundle import ENSEMBLE_PT, REWARD_PT, read_card
-    from .ensemble import EnsembleDynamics
+    from .ensemble import EnsembleDynamics, TorchDynamics
     from .fileio import write_json
-    from .rollout import FilterConfig, TorchDynamics, TorchReward
+    from .dynamics_reward import TorchReward
+    from .rollout import FilterConfig
 
     bundle = Path(bundle)
     ensemble = EnsembleDynamics.load(bundle / ENSEMBLE_PT)

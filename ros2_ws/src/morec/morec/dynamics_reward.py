@@ -140,6 +140,18 @@ class DynamicsReward(nn.Module):
         return model.eval()
 
 
+class TorchReward:
+    """RewardBackend over an in-memory DynamicsReward."""
+
+    def __init__(self, model: DynamicsReward):
+        self.model = model.eval()
+
+    @torch.no_grad()
+    def score(self, obs, act, candidates):
+        return self.model(torch.from_numpy(np.asarray(obs, np.float32)), torch.from_numpy(np.asarray(act, np.float32)),
+                          torch.from_numpy(np.ascontiguousarray(candidates, np.float32))).numpy()
+
+
 def sample_members(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, members: torch.Tensor,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """One reparameterised next-state sample per row, row i from ensemble member members[i]."""

@@ -94,6 +94,21 @@ class EnsembleDynamics(nn.Module):
         return model.eval()
 
 
+class TorchDynamics:
+    """DynamicsBackend over an in-memory EnsembleDynamics."""
+
+    def __init__(self, model: EnsembleDynamics):
+        self.model = model.eval()
+        self.obs_dim, self.act_dim = model.obs_dim, model.act_dim
+        self.elites = model.elites.numpy().copy()
+
+    @torch.no_grad()
+    def predict(self, obs, act):
+        mean, std = self.model.predict(torch.from_numpy(np.asarray(obs, np.float32)),
+                                       torch.from_numpy(np.asarray(act, np.float32)))
+        return mean.numpy(), std.numpy()
+
+
 def _load_checkpoint(path: str | Path, kind: str, how_to_make: str) -> dict:
     path = Path(path)
     if not path.exists():

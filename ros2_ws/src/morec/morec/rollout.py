@@ -2,7 +2,9 @@
 
 This is the one place where that happens; planners and policy learning call it. It works on numpy
 batches and talks to two small backend interfaces, so the same engine runs on torch modules or on
-ONNX Runtime sessions of the exported graphs (see runtime.py) and gives the same numbers.
+ONNX Runtime sessions of the exported graphs (runtime.py) and gives the same numbers; the torch
+backends live beside their models (ensemble.TorchDynamics, dynamics_reward.TorchReward), so a robot-side
+process that only runs ONNX never imports torch.
 """
 
 from __future__ import annotations
@@ -11,10 +13,6 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import numpy as np
-import torch
-
-from .dynamics_reward import DynamicsReward
-from .ensemble import EnsembleDynamics
 
 MODES = ("filter", "random_elite", "elite_mean")
 
@@ -139,30 +137,3 @@ class FilteredDynamics:
             alive &= ~step.terminal
             obs = step.next_obs
         return {k: np.stack(v) for k, v in out.items()}
-
-
-class TorchDynamics:
-    """DynamicsBackend over an in-memory EnsembleDynamics."""
-
-    def __init__(self, model: EnsembleDynamics):
-        self.model = model.eval()
-        self.obs_dim, self.act_dim = model.obs_dim, model.act_dim
-        self.elites = model.elites.numpy().copy()
-
-    @torch.no_grad()
-    def predict(self, obs, act):
-        mean, std = self.model.predict(torch.from_numpy(np.asarray(obs, np.float32)),
-                                       torch.from_numpy(np.asarray(act, np.float32)))
-        return mean.numpy(), std.numpy()
-
-
-class TorchReward:
-    """RewardBackend over an in-memory DynamicsReward."""
-
-    def __init__(self, model: DynamicsReward):
-        self.model = model.eval()
-
-    @torch.no_grad()
-    def score(self, obs, act, candidates):
-        return self.model(torch.from_numpy(np.asarray(obs, np.float32)), torch.from_numpy(np.asarray(act, np.float32)),
-                          torch.from_numpy(np.ascontiguousarray(candidates, np.float32))).numpy()
