@@ -34,5 +34,5 @@ $MOREC export --bundle "$BUNDLE"
   --steps 50000 --seed 100 --out $OUT/random_eval.npz
 $MOREC diagnose --bundle "$BUNDLE" --train-data $OUT/medium.npz \
   --eval-data medium_heldout=$OUT/medium_eval.npz expert=$OUT/expert_eval.npz random=$OUT/random_eval.npz \
-  --horizon 50 --starts 200 --transitions 2000 --snapshot-sweep 1 5 10 20 40 \
+  --horizon 50 --starts 200 --transitions 2000 --snapshot-sweep ${SWEEP:-1 5 10 20 40} \
   --out "$BUNDLE/report.json" --plot "$BUNDLE/report.png"

@@ -93,7 +93,7 @@ def cmd_collect(args) -> int:
                                            "parts": [p.metadata["policy"] for p in parts]})
     else:
         raise SystemExit(f"unknown level {args.level!r}")
-    data.metadata["command"] = "morec " + shlex.join(sys.argv[1:])
+    data.metadata["command"] = args.command_line
     data.save(args.out)
     returns = data.episode_returns()
     print(f"wrote {args.out}: {len(data)} transitions, {len(returns)} episodes, "
@@ -114,7 +114,7 @@ def cmd_train_dynamics(args) -> int:
     bundle = Path(args.bundle)
     model = train_ensemble(data, cfg, log_csv=bundle / "ensemble_log.csv")
     model.save(bundle / ENSEMBLE_PT)
-    update_card(bundle, "ensemble", {"data": str(args.data), "command": "morec " + shlex.join(sys.argv[1:]),
+    update_card(bundle, "ensemble", {"data": str(args.data), "command": args.command_line,
                                      "config": dataclasses.asdict(cfg), **model.metadata})
     print(f"saved {bundle / ENSEMBLE_PT}: elites {model.elites.tolist()}, hold-out mse "
           f"{np.mean(sorted(model.metadata['holdout_mse'])[:cfg.elites]):.5f}")
@@ -139,7 +139,7 @@ def cmd_train_reward(args) -> int:
     reward = train_dynamics_reward(data, ensemble, cfg, log_csv=bundle / "reward_log.csv",
                                    action_bounds=(space.low, space.high))
     reward.save(bundle / REWARD_PT)
-    update_card(bundle, "dynamics_reward", {"data": str(args.data), "command": "morec " + shlex.join(sys.argv[1:]),
+    update_card(bundle, "dynamics_reward", {"data": str(args.data), "command": args.command_line,
                                             **reward.metadata})
     print(f"saved {bundle / REWARD_PT}: {reward.num_snapshots} snapshots")
     return 0
@@ -157,7 +157,7 @@ def cmd_export(args) -> int:
     if (bundle / REWARD_PT).exists():
         export_dynamics_reward(DynamicsReward.load(bundle / REWARD_PT), bundle / REWARD_ONNX)
         written.append(REWARD_ONNX)
-    update_card(bundle, "onnx", {"files": written, "command": "morec " + shlex.join(sys.argv[1:])})
+    update_card(bundle, "onnx", {"files": written, "command": args.command_line})
     print(f"exported {', '.join(str(bundle / w) for w in written)} (parity with torch checked)")
     return 0
 
@@ -237,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID for all nodes")
     p.set_defaults(func=cmd_up)
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.command_line = "morec " + shlex.join(argv)  # recorded in data and model cards
     start = time.time()
     code = args.func(args)
     print(f"[morec {args.command}] done in {time.time() - start:.1f}s")

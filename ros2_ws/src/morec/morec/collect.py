@@ -40,7 +40,8 @@ def rollout_dataset(task: TaskSpec, policy, n_steps: int, seed: int, policy_name
         actions = np.stack([e.action_space.sample() for e in envs]) if policy is None else policy(obs)
         for i, env in enumerate(envs[: n_steps - collected]):
             next_obs, reward, terminated, truncated, _ = env.step(actions[i])
-            for key, value in zip(names, (obs[i], actions[i], reward, next_obs, terminated,
+            # Copies: obs is updated in place below, and actions may be a view the policy reuses.
+            for key, value in zip(names, (obs[i].copy(), np.array(actions[i]), reward, next_obs, terminated,
                                           truncated and not terminated)):
                 per_env[i][key].append(value)
             running[i] += reward

@@ -1,0 +1,68 @@
+"""Behaviour policies and the D4RL-style data levels, on a few hundred SAC steps of InvertedPendulum."""
+
+import json
+
+import numpy as np
+import pytest
+
+from morec.behavior import SACConfig, pick_checkpoint, train_sac
+from morec.cli import main
+from morec.collect import rollout_dataset
+from morec.dataset import Dataset
+from morec.task_spec import load_task_spec
+
+
+@pytest.fixture(scope="module")
+def behavior_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("behavior")
+    cfg = SACConfig(total_steps=600, checkpoint_every=300, eval_episodes=2, learning_starts=200)
+    train_sac(load_task_spec("inverted_pendulum"), out, cfg)
+    return out
+
+
+def test_training_records_every_checkpoint_with_its_return(behavior_dir):
+    log = json.loads((behavior_dir / "checkpoints.json").read_text())
+    assert [r["steps"] for r in log["checkpoints"]] == [300, 600]
+    for record in log["checkpoints"]:
+        assert (behavior_dir / record["policy"]).exists() and (behavior_dir / record["replay_buffer"]).exists()
+        assert record["return_mean"] >= 1.0
+
+
+def test_medium_is_the_checkpoint_closest_to_a_third_of_expert(behavior_dir):
+    records = json.loads((behavior_dir / "checkpoints.json").read_text())["checkpoints"]
+    best = max(records, key=lambda r: r["return_mean"])
+    assert pick_checkpoint(behavior_dir, "expert") == best
+    third = [abs(r["return_mean"] - best["return_mean"] / 3) for r in records]
+    assert pick_checkpoint(behavior_dir, "medium") == records[int(np.argmin(third))]
+    target = 3000.0
+    closest = min(records, key=lambda r: abs(r["return_mean"] - target / 3))
+    assert pick_checkpoint(behavior_dir, "medium", expert_return=target) == closest
+    with pytest.raises(ValueError, match="unknown behaviour level"):
+        pick_checkpoint(behavior_dir, "great")
+
+
+@pytest.mark.parametrize("level", ["medium", "expert", "medium-replay", "medium-expert"])
+def test_collect_writes_each_level_with_its_provenance(behavior_dir, tmp_path, level):
+    out = tmp_path / f"{level}.npz"
+    assert main(["collect", "--task", "inverted_pendulum", "--level", level, "--behavior", str(behavior_dir),
+                 "--steps", "400", "--out", str(out)]) == 0
+    data = Dataset.load(out)
+    assert data.metadata["env_id"] == "InvertedPendulum-v5"
+    assert data.metadata["command"].startswith("morec collect")
+    assert level.split("-")[0] in data.metadata["policy"]
+    if level == "medium-replay":  # the replay buffer up to the medium checkpoint (saved just before its last step)
+        assert len(data) == pick_checkpoint(behavior_dir, "medium")["steps"] - 1
+    else:
+        assert len(data) == 400
+    bounds = load_task_spec("inverted_pendulum")
+    assert (data.actions >= bounds.action_low - 1e-6).all() and (data.actions <= bounds.action_high + 1e-6).all()
+    # s' of a transition is s of the next one inside an episode.
+    inside = ~(data.terminals | data.timeouts)[:-1]
+    np.testing.assert_allclose(data.next_observations[:-1][inside], data.observations[1:][inside])
+
+
+def test_same_seed_gives_the_same_data():
+    task = load_task_spec("inverted_pendulum")
+    a = rollout_dataset(task, None, 300, seed=3, policy_name="random", progress=False)
+    b = rollout_dataset(task, None, 300, seed=3, policy_name="random", progress=False)
+    assert a.fingerprint() == b.fingerprint()
