@@ -13,7 +13,12 @@ setup(
     python_requires=">=3.10",
     # rclpy and the message packages come from a ROS distro or the ros-jazzy-* wheels.
     install_requires=["morec", "numpy"],
-    entry_points={"console_scripts": ["morec_sim = morec_ros.sim_node:main"]},
+    entry_points={"console_scripts": [
+        "morec_sim = morec_ros.sim_node:main",
+        "morec_dynamics = morec_ros.dynamics_node:main",
+        "morec_filter = morec_ros.filter_node:main",
+        "morec_controller = morec_ros.controller_node:main",
+    ]},
     zip_safe=True,
     license="Apache-2.0",
     description="morec-stack ROS 2 nodes",

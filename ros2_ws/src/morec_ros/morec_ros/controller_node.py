@@ -4,13 +4,14 @@ Commands the robot as a client of a forward_command_controller: one value per ac
 command topic, clipped to the actuator limits. A planner thread plans from the latest valid
 /joint_states with MPPI or CEM through FilteredDynamics on ONNX Runtime, in-process (a ROS round
 trip per model step would be far too slow), and publishes the plan on /morec/plan. In real time
-the control timer publishes the latest plan's next action every control period; in lockstep the
-sim waits for each command, so the planner thread answers every new state with one command.
+the control timer publishes, every control period, the latest plan's action for the current time
+(the plan starts when its state arrived, so planning latency is skipped over, not replayed); in
+lockstep the sim waits for each command, so the planner thread answers every new state with one.
 
-Watchdog: when the state the commands rest on is older than `stale_periods` control periods
-(robot silent, or planner stuck), the controller publishes zeros (or holds the last command) and
-reports ERROR until a fresh state arrives, then resumes by itself. The control timer runs on the
-steady clock, so the watchdog fires even when a simulator that publishes /clock has died.
+Watchdog: when no valid state has arrived for `stale_periods` control periods, or the latest plan
+has been used up that long ago (planner stuck), the controller publishes zeros (or holds the last
+command) and reports ERROR until a fresh state is planned for, then resumes by itself. The timers
+run on the steady clock, so the watchdog fires even when a simulator that publishes /clock dies.
 """
 
 import dataclasses
@@ -129,9 +130,8 @@ class ControllerNode(Node):
         self._plan = None  # [H, A] actions of the latest plan
         self._plan_received = 0.0  # steady receipt time of the state the latest plan was made from
         self._plan_value = float('nan')
-        self._next = 0  # index of the plan's next action
         self._last_command = np.zeros(spec.action_dim)
-        self._stale = False
+        self._stale, self._stale_reason = False, ''
         self._latency = deque(maxlen=latency_window)
         self._count = dict(plans=0, commands=0, deadline_misses=0, stale_events=0, non_finite_actions=0)
         self._reported = dict(commands=0, dropped=0, time=time.monotonic())
@@ -182,27 +182,35 @@ class ControllerNode(Node):
             if self._state is None:
                 return  # nothing to act on yet; silence also keeps a lockstep sim where it is
             now = time.monotonic()
+            state_age = now - self._state[3]
             if self._lockstep:  # only waiting for the robot counts: it waits while we plan
-                age = now - self._state[3] if self._answered == self._received else 0.0
+                self._set_stale(self._answered == self._received and state_age > self._stale_after,
+                                f'no new /joint_states for {state_age:.2f} s')
             else:
-                age = now - (self._plan_received if self._plan is not None else self._state[3])
-            self._set_stale(age > self._stale_after, age)
+                plan_age = now - self._plan_received if self._plan is not None else 0.0
+                horizon = len(self._plan) if self._plan is not None else 0
+                silent = state_age > self._stale_after
+                # A planner that stopped keeping up leaves a plan whose actions are long used up.
+                stuck = plan_age > self._stale_after + horizon * self._period
+                self._set_stale(silent or stuck, f'no new /joint_states for {state_age:.2f} s' if silent
+                                else f'the latest plan is {plan_age:.2f} s old: the planner is not keeping up')
             if self._stale:
                 command = np.zeros(self._spec.action_dim) if self._stale_action == 'zero' else self._last_command
-            elif not self._lockstep:
-                command = self._next_action()
+            elif not self._lockstep and self._plan is not None:
+                # The action for now: the plan starts at its state's arrival (latency compensation).
+                command = self._plan[min(int(plan_age / self._period), len(self._plan) - 1)]
         if command is not None:
             self._send(command)
 
-    def _set_stale(self, stale, age):
+    def _set_stale(self, stale, reason):
         if stale and not self._stale:
             self._count['stale_events'] += 1
             self._check.restart()  # a restarted robot's clock may start over
-            self.get_logger().error(f'state is {age:.2f} s old (limit {self._stale_after:.2f} s): '
-                                    f'commanding {self._stale_action} until fresh /joint_states arrive')
+            self.get_logger().error(f'{reason} (limit {self._stale_after:.2f} s): '
+                                    f'commanding {self._stale_action} until a fresh state is planned for')
         elif self._stale and not stale:
             self.get_logger().info('fresh state: resuming control')
-        self._stale = stale
+        self._stale, self._stale_reason = stale, reason if stale else ''
 
     # ---- planner thread -----------------------------------------------------------------------
     def _plan_loop(self):
@@ -221,14 +229,13 @@ class ControllerNode(Node):
             if states is not None:
                 self._plan_pub.publish(matrix(states, ('horizon', 'state')))
             with self._lock:
-                self._plan, self._next, self._plan_received, self._plan_value = actions, 0, received, value
+                self._plan, self._plan_received, self._plan_value = actions, received, value
                 self._answered = seq
                 self._latency.append(latency)
                 self._count['plans'] += 1
                 self._count['deadline_misses'] += latency > self._period
-                command = self._next_action() if self._lockstep else None
-            if command is not None:
-                self._send(command)
+            if self._lockstep:
+                self._send(actions[0])
 
     def _act(self, obs, stamp, last_stamp):
         """(actions [H, A], predicted states [H, S] or None, model value) for the state at `stamp`."""
@@ -242,15 +249,7 @@ class ControllerNode(Node):
         plan = self._planner.plan(obs, elapsed)
         return plan.actions, plan.states, plan.value
 
-    # ---- both threads (callers hold no lock for _send) ------------------------------------------
-    def _next_action(self):
-        """The latest plan's next action (its last once used up); call with the lock held."""
-        if self._plan is None:
-            return None
-        action = self._plan[min(self._next, len(self._plan) - 1)]
-        self._next += 1
-        return action
-
+    # ---- both threads ---------------------------------------------------------------------------
     def _send(self, action):
         command = np.clip(np.asarray(action, np.float64), self._spec.action_low, self._spec.action_high)
         with self._lock:
@@ -266,7 +265,7 @@ class ControllerNode(Node):
         with self._lock:
             count = dict(self._count)
             latency = np.array(self._latency) * 1e3
-            stale, waiting = self._stale, self._state is None
+            stale, reason, waiting = self._stale, self._stale_reason, self._state is None
             age = now - self._state[3] if self._state else float('nan')
             value = self._plan_value
         dropped = sum(self._check.dropped.values())
@@ -274,7 +273,7 @@ class ControllerNode(Node):
         rate = (count['commands'] - self._reported['commands']) / (now - self._reported['time'])
         self._reported = dict(commands=count['commands'], dropped=dropped, time=now)
         if stale:
-            level, message = DiagnosticStatus.ERROR, f'state stale ({age:.2f} s): commanding {self._stale_action}'
+            level, message = DiagnosticStatus.ERROR, f'{reason}: commanding {self._stale_action}'
         elif waiting:
             level, message = DiagnosticStatus.WARN, 'waiting for /joint_states'
         elif fresh_drops:

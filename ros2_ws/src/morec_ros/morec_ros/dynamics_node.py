@@ -12,6 +12,7 @@ from collections import deque
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray
@@ -41,9 +42,9 @@ class DynamicsNode(Node):
 
         spec = load_task_spec(task)
         path = bundle_dir(bundle, spec)
-        dynamics = load_dynamics(path, spec, device, threads)
-        self._candidates = FilteredDynamics(dynamics, None, FilterConfig(mode='elite_mean',
-                                                                         samples_per_elite=samples_per_elite))
+        # Candidates as the filter draws them; steps give the elite-mean prediction the error is measured on.
+        cfg = FilterConfig(mode='elite_mean', samples_per_elite=samples_per_elite)
+        self._model = FilteredDynamics(load_dynamics(path, spec, device, threads), None, cfg)
         self._hardware_id = f'{spec.env_id}: {path}'
         self._rng = np.random.default_rng(seed)
         self._check = InputCheck(self, spec)
@@ -56,7 +57,9 @@ class DynamicsNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(JointState, 'joint_states', self._on_state, MONITOR_QOS)
         self.create_subscription(Float64MultiArray, command_topic, self._on_command, MONITOR_QOS)
-        self.create_timer(diagnostics_period, self._publish_diagnostics)
+        # Steady: diagnostics keep coming when a sim that publishes /clock (use_sim_time) stops.
+        self.create_timer(diagnostics_period, self._publish_diagnostics,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f'{self._hardware_id}: candidates for every command on {command_topic}')
 
     def _on_command(self, msg):
@@ -64,9 +67,9 @@ class DynamicsNode(Node):
         if command is None or self._transitions.latest is None:
             return
         obs, act = self._transitions.latest[0][None], command[None]
-        candidates, _ = self._candidates.candidates(obs, act, self._rng)
+        candidates, _ = self._model.candidates(obs, act, self._rng)
         self._cand_pub.publish(matrix(candidates[0, :, :-1], ('candidates', 'state')))  # drop the reward column
-        predicted = self._candidates.step(obs, act, self._rng).next_obs[0]
+        predicted = self._model.step(obs, act, self._rng).next_obs[0]
         self._transitions.command(command, predicted)
 
     def _on_state(self, msg):

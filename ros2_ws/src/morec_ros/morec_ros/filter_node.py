@@ -13,6 +13,7 @@ from collections import deque
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
@@ -63,7 +64,9 @@ class FilterNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(JointState, 'joint_states', self._on_state, MONITOR_QOS)
         self.create_subscription(Float64MultiArray, command_topic, self._on_command, MONITOR_QOS)
-        self.create_timer(diagnostics_period, self._publish_diagnostics)
+        # Steady: diagnostics keep coming when a sim that publishes /clock (use_sim_time) stops.
+        self.create_timer(diagnostics_period, self._publish_diagnostics,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f'{self._hardware_id}: {self._reward.meta["snapshots"]} r_D snapshots, '
                                f'monitor WARN below {self._monitor_threshold} over {window} transitions')
 
@@ -91,30 +94,34 @@ class FilterNode(Node):
         dropped = sum(self._check.dropped.values())
         fresh_drops, self._reported_drops = dropped - self._reported_drops, dropped
         real = np.array(self._real)
-        gap = len(real) == self._real.maxlen and real.mean() < self._monitor_threshold
+        mean = _mean(real)
+        gap = len(real) == self._real.maxlen and mean < self._monitor_threshold
         if gap and self._warn_since is None:
             self._warn_since = self._transitions.completed
-            self.get_logger().warning(f'real transitions score r_D {real.mean():.3f} < {self._monitor_threshold} '
+            self.get_logger().warning(f'real transitions score r_D {mean:.3f} < {self._monitor_threshold} '
                                       f'over the last {len(real)}: the model does not describe this robot')
         elif not gap and self._warn_since is not None:
             self._warn_since = None
             self.get_logger().info('real transitions are consistent with the model again')
         level, message = DiagnosticStatus.OK, 'ok'
         if gap:
-            level, message = DiagnosticStatus.WARN, f'sim-to-real gap: mean r_D {real.mean():.3f} of real transitions'
+            level, message = DiagnosticStatus.WARN, f'sim-to-real gap: mean r_D {mean:.3f} of real transitions'
         elif fresh_drops:
             level, message = DiagnosticStatus.WARN, f'dropped {fresh_drops} invalid messages'
         elif len(real) < self._real.maxlen:
             message = f'monitor warming up ({len(real)}/{self._real.maxlen} transitions)'
         values = {'transitions': self._transitions.completed, 'transition_gaps': self._transitions.gaps,
-                  'real_score_mean': f'{real.mean():.4f}' if len(real) else 'nan',
-                  'real_score_below_threshold': f'{(real < self._monitor_threshold).mean():.3f}' if len(real) else 'nan',
-                  'selected_score_mean': f'{np.mean(self._selected):.4f}' if self._selected else 'nan',
-                  'gap_warning': gap, 'transitions_in_warning': (self._transitions.completed - self._warn_since
-                                                                 if gap else 0),
+                  'real_score_mean': f'{mean:.4f}',
+                  'real_score_below_threshold': f'{_mean(real < self._monitor_threshold):.3f}',
+                  'selected_score_mean': f'{_mean(self._selected):.4f}',
+                  'gap_warning': gap,
+                  'transitions_in_warning': self._transitions.completed - self._warn_since if gap else 0,
                   'messages_dropped': dropped, **self._check.dropped}
         diagnostics(self, self._diag_pub, 'consistency monitor', level, message, self._hardware_id, values)
 
+
+def _mean(values) -> float:
+    return float(np.mean(values)) if len(values) else float('nan')
 
 main = main_for(FilterNode, 'morec_filter')
 

@@ -1,0 +1,91 @@
+"""Multi-process ROS 2 test helpers: nodes as subprocesses in a domain of their own, a client node to drive them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLE = REPO / "models" / "inverted_pendulum"
+COMMAND_TOPIC = "/effort_controller/commands"
+
+
+def domain_id(offset):
+    """A ROS domain of this test's own (offsets 20+: test_sim_node and test_runner use 0-3)."""
+    return 1 + (os.getpid() * 7 + offset) % 100
+
+
+class NodeProcess:
+    """`python -m morec_ros.<module> --ros-args -p k:=v ...` with its output in a log file."""
+
+    def __init__(self, module, params: dict, domain: int, log_dir: Path):
+        self.log = log_dir / f"{module}_{domain}_{time.monotonic_ns()}.log"
+        args = [sys.executable, "-m", f"morec_ros.{module}", "--ros-args"]
+        for key, value in params.items():
+            args += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                         env=dict(os.environ, ROS_DOMAIN_ID=str(domain),
+                                                  RCUTILS_LOGGING_BUFFERED_STREAM="1"))
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def stop(self, sig=signal.SIGINT, timeout=10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+class Client:
+    """An rclpy node in the test process, on the same domain as the processes under test."""
+
+    def __init__(self, domain: int, name="test_client"):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.watched: list[NodeProcess] = []
+
+    def subscribe(self, msg_type, topic, qos=10) -> list:
+        received = []
+        self.node.create_subscription(msg_type, topic, received.append, qos)
+        return received
+
+    def diagnostics(self) -> list:
+        return self.subscribe(DiagnosticArray, "/diagnostics")
+
+    def spin_until(self, condition, timeout) -> bool:
+        deadline = time.monotonic() + timeout
+        while not condition() and time.monotonic() < deadline:
+            for p in self.watched:
+                assert p.proc.poll() is None, f"{p.log.name} died:\n{p.output()}"
+            self.executor.spin_once(timeout_sec=0.02)
+        return condition()
+
+    def close(self):
+        self.node.destroy_node()
+        if self.context.ok():
+            rclpy.shutdown(context=self.context)
+
+
+def status_of(diagnostics: list, name_prefix: str):
+    """The latest DiagnosticStatus whose name starts with `name_prefix` (as level, message, values), or None."""
+    for msg in reversed(diagnostics):
+        for status in msg.status:
+            if status.name.startswith(name_prefix):
+                return status.level, status.message, {kv.key: kv.value for kv in status.values}
+    return None
