@@ -87,3 +87,11 @@ def test_selecting_snapshots_equals_a_reward_built_from_them():
     obs, act, cands = torch.randn(4, 3), torch.randn(4, 2), torch.randn(4, 6, 3)
     torch.testing.assert_close(full.select([1, 3])(obs, act, cands),
                                DynamicsReward.from_snapshots([snaps[1], snaps[3]], 3, 2)(obs, act, cands))
+
+
+def test_thinning_keeps_the_newest_snapshot_and_spreads_the_rest():
+    full = DynamicsReward.from_snapshots(_random_snapshots(9), 3, 2)
+    obs, act, cands = torch.randn(2, 3), torch.randn(2, 2), torch.randn(2, 4, 3)
+    torch.testing.assert_close(full.thin(3)(obs, act, cands), full.select([0, 4, 8])(obs, act, cands))
+    torch.testing.assert_close(full.thin(1)(obs, act, cands), full.select([8])(obs, act, cands))
+    assert full.thin(20) is full

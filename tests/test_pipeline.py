@@ -17,7 +17,7 @@ def test_cli_pipeline_on_inverted_pendulum(tmp_path):
                  "hidden=64,64", "weight_decay=2.5e-5,5e-5,1e-4", "max_epochs=15", "batch_size=128"]) == 0
     assert main(["train-reward", "--data", str(data), "--bundle", str(bundle), "--threads", "1", "--set",
                  "iterations=600", "keep_snapshots=30", "snapshot_stride=3", "calibration_size=512"]) == 0
-    assert main(["export", "--bundle", str(bundle)]) == 0
+    assert main(["export", "--bundle", str(bundle), "--snapshots", "5"]) == 0
     report_path = tmp_path / "report.json"
     assert main(["diagnose", "--bundle", str(bundle), "--train-data", str(data), "--eval-data",
                  f"held_out={held_out}", "--horizon", "5", "--starts", "50", "--transitions", "400",
@@ -37,7 +37,8 @@ def test_cli_pipeline_on_inverted_pendulum(tmp_path):
     # The exported bundle runs on ONNX Runtime alone.
     import numpy as np
 
-    model = FilteredDynamics(OnnxDynamics(bundle / "ensemble.onnx", obs_dim=4, act_dim=1),
-                             OnnxReward(bundle / "dynamics_reward.onnx"), FilterConfig())
+    reward = OnnxReward(bundle / "dynamics_reward.onnx")
+    assert reward.meta["snapshots"] == 5
+    model = FilteredDynamics(OnnxDynamics(bundle / "ensemble.onnx", obs_dim=4, act_dim=1), reward, FilterConfig())
     step = model.step(np.zeros((2, 4), np.float32), np.zeros((2, 1), np.float32), np.random.default_rng(0))
     assert step.next_obs.shape == (2, 4) and np.isfinite(step.score).all()

@@ -155,7 +155,10 @@ def cmd_export(args) -> int:
     export_ensemble(EnsembleDynamics.load(bundle / ENSEMBLE_PT), bundle / ENSEMBLE_ONNX)
     written = [ENSEMBLE_ONNX]
     if (bundle / REWARD_PT).exists():
-        export_dynamics_reward(DynamicsReward.load(bundle / REWARD_PT), bundle / REWARD_ONNX)
+        reward = DynamicsReward.load(bundle / REWARD_PT)
+        if args.snapshots:
+            reward = reward.thin(args.snapshots)
+        export_dynamics_reward(reward, bundle / REWARD_ONNX)
         written.append(REWARD_ONNX)
     update_card(bundle, "onnx", {"files": written, "command": args.command_line})
     print(f"exported {', '.join(str(bundle / w) for w in written)} (parity with torch checked)")
@@ -216,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("export", help="export a bundle's models to ONNX")
     p.add_argument("--bundle", required=True)
+    p.add_argument("--snapshots", type=int, help="export only this many reward snapshots, evenly spaced "
+                                                 "(cheaper scoring; `morec diagnose --snapshot-sweep` shows the cost)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("diagnose", help="measure the filter on held-out data")

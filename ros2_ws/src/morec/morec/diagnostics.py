@@ -105,11 +105,7 @@ def snapshot_sweep(model: FilteredDynamics, reward: DynamicsReward, data: Datase
 
     rows = []
     for k in counts:
-        k = min(k, reward.num_snapshots)
-        # Evenly spaced over the kept history, always including the newest snapshot.
-        idx = sorted({int(round(i)) for i in np.linspace(reward.num_snapshots - 1, 0, k)} if k > 1
-                     else {reward.num_snapshots - 1})
-        sub = reward.select(idx)
+        sub = reward.thin(k)
         metrics = candidate_metrics(model, sub, data, transitions, obs_scale, seed)
         pick = np.arange(1000) % len(data)
         obs, act = torch.from_numpy(data.observations[pick]), torch.from_numpy(data.actions[pick])
@@ -118,7 +114,7 @@ def snapshot_sweep(model: FilteredDynamics, reward: DynamicsReward, data: Datase
         for _ in range(3):
             sub(obs, act, cands)
         ms = (time.perf_counter() - start) / 3 * 1e3
-        rows.append({"snapshots": len(idx), "rank_corr": metrics["rank_corr_score"],
+        rows.append({"snapshots": sub.num_snapshots, "rank_corr": metrics["rank_corr_score"],
                      "tied_rows": metrics["rank_corr_score_tied_rows"],
                      "auc": metrics["auc_score_real_vs_model"],
                      "onestep_error_selected": metrics["onestep_error_selected"],

@@ -116,6 +116,13 @@ class DynamicsReward(nn.Module):
         model.learner_value.copy_(torch.tensor([s["learner"] for s in snapshots]).view(-1, 1, 1))
         return model.eval()
 
+    def thin(self, count: int) -> "DynamicsReward":
+        """Keep `count` snapshots evenly spaced over the history, always including the newest."""
+        if count >= self.num_snapshots:
+            return self
+        newest = self.num_snapshots - 1
+        return self.select(sorted({int(round(i)) for i in np.linspace(newest, 0, count)}) if count > 1 else [newest])
+
     def select(self, indices: list[int]) -> "DynamicsReward":
         """A reward from a subset of the snapshots (to measure what the snapshot count buys)."""
         idx = torch.as_tensor(indices)
