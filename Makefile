@@ -20,7 +20,7 @@ test: setup
 	$(PY) -m pytest -q tests
 
 demo: setup
-	$(PY) -m morec.cli demo
+	$(VENV)/bin/morec_demo
 
 # Slow benchmarks (about an hour each on 2 cores); results under artifacts/bench/.
 bench: setup

@@ -23,10 +23,11 @@ def localhost_only(monkeypatch):
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
-def random_return(episodes=20, seed=0):
+def random_return(episodes=20, seed=0, episode_length=EPISODE):
     """Mean return of uniformly random commands on the same robot."""
     spec = load_task_spec("inverted_pendulum")
-    robot, rng, returns = SimulatedRobot(spec, spec.variant("nominal"), seed, EPISODE), np.random.default_rng(seed), []
+    robot, rng = SimulatedRobot(spec, spec.variant("nominal"), seed, episode_length), np.random.default_rng(seed)
+    returns = []
     for _ in range(episodes):
         while not robot.done:
             robot.step(rng.uniform(spec.action_low, spec.action_high))

@@ -109,6 +109,26 @@ def test_unknown_config_or_missing_executable_starts_nothing(tmp_path, fake_conf
     assert runner.up(fake_config("sleeper"), domain_id=300, output=io.StringIO()) == 2
 
 
+def test_a_caller_adds_parameter_files_and_overrides_and_stops_the_run(fake_config, tmp_path):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("/**:\n  ros__parameters: {}\n")
+    config, out, stop = fake_config("sleeper"), io.StringIO(), threading.Event()
+    timer = threading.Timer(1.0, stop.set)
+    timer.start()
+    code = runner.up(config, params=[extra], overrides={"sleeper": {"mode": "lockstep", "steps": 60, "paused": True}},
+                     stop=stop, stop_timeout=2.0, output=out)
+    text = out.getvalue()
+    assert code == 0, text
+    # After every file, qualified with the node's name: a node's own section in a file would beat a plain -p.
+    assert (f"args: --ros-args -r __node:=sleeper --params-file {tmp_path / 'params.yaml'} --params-file {extra} "
+            '-p sleeper:mode:="lockstep" -p sleeper:steps:=60 -p sleeper:paused:=true') in text
+    assert "[sleeper] bye" in text
+    assert runner.up(config, overrides={"nobody": {"x": 1}}, output=io.StringIO()) == 2
+    missing = io.StringIO()
+    assert runner.up(config, params=[tmp_path / "missing.yaml"], output=missing) == 2
+    assert "not found" in missing.getvalue() and "started" not in missing.getvalue()
+
+
 def test_shipped_configs_name_existing_parameter_files():
     for name in ("full", "sim_only", "robot_only"):
         path = runner.config_dir() / f"{name}.yaml"

@@ -18,6 +18,7 @@ setup(
         "morec_dynamics = morec_ros.dynamics_node:main",
         "morec_filter = morec_ros.filter_node:main",
         "morec_controller = morec_ros.controller_node:main",
+        "morec_demo = morec_ros.demo:main",
     ]},
     zip_safe=True,
     license="Apache-2.0",

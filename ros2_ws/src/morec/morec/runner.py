@@ -8,14 +8,17 @@ A config (launch/configs/<name>.yaml, read by the launch files too) lists the no
         package: morec_ros               # optional (default morec_ros): where a distro install keeps it
         params: [../params/stack.yaml]   # parameter files, relative to the config; later ones win
 
-Each node runs as its own process with `--ros-args -r __node:=<name> --params-file <file>...`,
-its output prefixed with its name. Everything stops on Ctrl-C / SIGTERM, or as soon as one node
-exits on its own; that is a failure and `up` returns non-zero.
+Each node runs as its own process with `--ros-args -r __node:=<name> --params-file <file>...` (the
+config's files, then any a caller such as `morec_demo` adds, then its overrides as
+`-p <name>:<parameter>:=<value>`), its output prefixed with its name. Everything stops on Ctrl-C /
+SIGTERM, or as soon as one node exits on its own; that is a failure and `up` returns non-zero.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -25,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, Mapping, Sequence, TextIO
 
 import yaml
 
@@ -41,11 +44,16 @@ class NodeProcess:
     name: str
     executable: Path
     params: tuple[Path, ...]
+    overrides: tuple[tuple[str, Any], ...] = ()  # win over the parameter files
 
     def command(self) -> list[str]:
         args = [str(self.executable), "--ros-args", "-r", f"__node:={self.name}"]
         for path in self.params:
             args += ["--params-file", str(path)]
+        # After the files and qualified with the node name: a plain `-p` loses to a node's own section
+        # in a file. ROS reads the value as YAML, of which JSON is a part.
+        for key, value in self.overrides:
+            args += ["-p", f"{self.name}:{key}:={json.dumps(value)}"]
         return args
 
 
@@ -125,15 +133,27 @@ class _Output:
         return thread
 
 
-def up(config: str | os.PathLike, domain_id: int | None = None, *, stop_timeout: float = 5.0,
-       output: TextIO | None = None) -> int:
+def up(config: str | os.PathLike, domain_id: int | None = None, *, params: Sequence[os.PathLike] = (),
+       overrides: Mapping[str, Mapping[str, Any]] | None = None, stop: threading.Event | None = None,
+       stop_timeout: float = 5.0, output: TextIO | None = None) -> int:
     """Run the nodes of `config` until Ctrl-C / SIGTERM (returns 0) or until one exits (returns non-zero).
 
+    `params` are parameter files every node reads after its own; `overrides` ({node name:
+    {parameter: value}}) win over all files; setting `stop` ends the run as Ctrl-C does.
     Must be called from the main thread (it handles SIGINT and SIGTERM while running).
     """
     out = _Output(output or sys.stdout)
+    overrides = overrides or {}
     try:
         nodes = load_config(config)
+        unknown = sorted(set(overrides) - {node.name for node in nodes})
+        if unknown:
+            raise RunnerError(f"overrides for nodes not in {config}: {unknown}")
+        missing = [str(p) for p in params if not Path(p).is_file()]
+        if missing:
+            raise RunnerError(f"not found: {', '.join(missing)}")
+        nodes = [dataclasses.replace(node, params=node.params + tuple(Path(p).resolve() for p in params),
+                                     overrides=tuple(overrides.get(node.name, {}).items())) for node in nodes]
     except RunnerError as e:
         out.line("runner", f"error: {e}")
         return 2
@@ -147,7 +167,7 @@ def up(config: str | os.PathLike, domain_id: int | None = None, *, stop_timeout:
     if domain_id is not None:
         env["ROS_DOMAIN_ID"] = str(domain_id)
 
-    stop = threading.Event()
+    stop = threading.Event() if stop is None else stop
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     running: dict[str, subprocess.Popen] = {}
     pumps = []

@@ -129,6 +129,7 @@ class ControllerNode(Node):
         self._answered = 0  # sequence number of the state the latest plan was made from
         self._plan = None  # [H, A] actions of the latest plan
         self._plan_received = 0.0  # steady receipt time of the state the latest plan was made from
+        self._answered_at = 0.0  # steady time the latest plan was finished
         self._plan_value = float('nan')
         self._last_command = np.zeros(spec.action_dim)
         self._stale, self._stale_reason = False, ''
@@ -184,8 +185,9 @@ class ControllerNode(Node):
             now = time.monotonic()
             state_age = now - self._state[3]
             if self._lockstep:  # only waiting for the robot counts: it waits while we plan
-                self._set_stale(self._answered == self._received and state_age > self._stale_after,
-                                f'no new /joint_states for {state_age:.2f} s')
+                waited = now - self._answered_at
+                self._set_stale(self._answered == self._received and waited > self._stale_after,
+                                f'no new /joint_states for {waited:.2f} s since the last command')
             else:
                 plan_age = now - self._plan_received if self._plan is not None else 0.0
                 horizon = len(self._plan) if self._plan is not None else 0
@@ -226,11 +228,13 @@ class ControllerNode(Node):
             actions, states, value = self._act(obs, stamp, last_stamp)
             latency = time.perf_counter() - start
             last_stamp = stamp
+            if not self.context.ok():
+                return  # Ctrl-C shut rclpy down while planning (destroy_node() stops this thread after)
             if states is not None:
                 self._plan_pub.publish(matrix(states, ('horizon', 'state')))
             with self._lock:
                 self._plan, self._plan_received, self._plan_value = actions, received, value
-                self._answered = seq
+                self._answered, self._answered_at = seq, time.monotonic()
                 self._latency.append(latency)
                 self._count['plans'] += 1
                 self._count['deadline_misses'] += latency > self._period

@@ -4,6 +4,8 @@ Publishes /joint_states (MJCF joint names, stamped with sim time) and /clock; ta
 forward_command_controller does: Float64MultiArray, one value per actuator in model order.
 'realtime' steps on a wall timer and holds the latest command; 'lockstep' advances one control
 period per command, so a controller slower than real time still sees the dynamics it would at speed.
+With start_paused the robot stays silent (no state, no steps) until ~/pause is called with false, so
+a bringup can start the first episode once every node is listening.
 """
 
 import sys
@@ -53,6 +55,7 @@ class SimNode(Node):
         seed = self._param('seed', 0, 'seed of the first episode and of the sensor noise')
         episode_length = self._param('episode_length', 1000, 'steps before an episode is truncated')
         diagnostics_period = self._param('diagnostics_period', 1.0, 'seconds between /diagnostics messages')
+        start_paused = self._param('start_paused', False, 'publish the first state only when ~/pause turns false')
 
         spec = load_task_spec(task)
         variant = spec.variant(variant_name)
@@ -69,7 +72,9 @@ class SimNode(Node):
         self._robot = SimulatedRobot(spec, variant, seed, episode_length)
         self._period_ns = round(spec.control_period * 1e9)
         self._command = np.zeros(spec.action_dim)
-        self._paused = False
+        self._paused = start_paused
+        # Silent until started: a controller that has never seen a state waits without its watchdog firing.
+        self._started = not start_paused
         self._received = 0
         self._clipped = 0
         self._dropped = Counter(wrong_length=0, non_finite=0)
@@ -82,12 +87,14 @@ class SimNode(Node):
         self.create_subscription(Float64MultiArray, command_topic, self._on_command, COMMAND_QOS)
         self.create_service(Trigger, '~/reset', self._on_reset)
         self.create_service(SetBool, '~/pause', self._on_pause)
+        self._ticker = None
         if self._mode == 'realtime':
-            self.create_timer(spec.control_period / real_time_factor, self._on_tick)
+            self._ticker = self.create_timer(spec.control_period / real_time_factor, self._on_tick)
         self.create_timer(diagnostics_period, self._publish_diagnostics)
 
-        self._publish_time()
-        self._publish_state()
+        if self._started:
+            self._publish_time()
+            self._publish_state()
         actuators = ', '.join(a.name for a in spec.actuators)
         self.get_logger().info(
             f'{spec.env_id} ({variant.name}), {self._mode}, period {spec.control_period} s; '
@@ -144,6 +151,12 @@ class SimNode(Node):
 
     def _on_pause(self, request, response):
         self._paused = request.data
+        if not self._paused and not self._started:
+            self._started = True
+            if self._ticker is not None:
+                self._ticker.reset()  # the first state gets a full period, as every later one does
+            self._publish_time()
+            self._publish_state()
         response.success = True
         response.message = 'paused' if self._paused else 'running'
         return response
