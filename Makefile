@@ -22,8 +22,17 @@ test: setup
 demo: setup
 	$(VENV)/bin/morec_demo
 
-# Slow benchmarks (about an hour each on 2 cores); results under artifacts/bench/.
-bench: setup
+BENCH_STAMP := $(VENV)/.bench-installed
+
+# Bench-only extras (the pytorch-mppi peer), kept out of requirements.txt.
+$(BENCH_STAMP): requirements-bench.txt $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	touch $(BENCH_STAMP)
+
+# The planner speed benchmark (a few minutes), then the dynamics-reward benchmark (about an hour on 2 cores);
+# results under artifacts/bench/.
+bench: setup $(BENCH_STAMP)
+	$(PY) bench/planner_speed.py
 	bash bench/halfcheetah_reward.sh
 
 clean-venv:
