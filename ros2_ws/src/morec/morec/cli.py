@@ -5,6 +5,7 @@
     morec train-dynamics   fit the probabilistic ensemble
     morec train-reward     learn the MOREC dynamics reward
     morec export           export both to ONNX (with a parity check)
+    morec export-policy    export a SAC behaviour policy to ONNX for the controller's policy mode
     morec diagnose         does the filter help? error curves, rank correlation, AUC (JSON + PNG)
     morec demo             the end-to-end pipeline on the tiny task
     morec up               start the ROS 2 nodes of a launch config (sim, dynamics, filter, controller)
@@ -165,6 +166,19 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_export_policy(args) -> int:
+    from .export import export_policy
+    from .task_spec import load_task_spec
+
+    try:
+        meta = export_policy(args.policy, args.out, load_task_spec(args.task))
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    print(f"exported {args.out}: obs [batch, {meta['obs_dim']}] -> action [batch, {meta['act_dim']}] "
+          f"(parity with stable-baselines3 checked)")
+    return 0
+
+
 def cmd_diagnose(args) -> int:
     from .diagnostics import diagnose
 
@@ -222,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--snapshots", type=int, help="export only this many reward snapshots, evenly spaced "
                                                  "(cheaper scoring; `morec diagnose --snapshot-sweep` shows the cost)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("export-policy", help="export a SAC behaviour policy's deterministic actor to ONNX")
+    p.add_argument("--policy", required=True, help="stable-baselines3 SAC checkpoint .zip")
+    p.add_argument("--task", required=True, help="the task it was trained on (checked against its spaces)")
+    p.add_argument("--out", required=True, help="output .onnx")
+    p.set_defaults(func=cmd_export_policy)
 
     p = sub.add_parser("diagnose", help="measure the filter on held-out data")
     p.add_argument("--bundle", required=True)

@@ -1,12 +1,13 @@
-"""Export the ensemble and the dynamics reward to ONNX, each as one graph with a dynamic batch axis.
+"""Export the ensemble, the dynamics reward and behaviour policies to ONNX, one graph each, batch axis dynamic.
 
 Each file carries a JSON metadata entry "morec" (kind, dimensions, elites, task, data fingerprint,
-versions) that runtime.py checks at load time, and every export is verified against torch on
-random inputs before the file is moved into place.
+versions) that runtime.py checks at load time, and every export is verified on random inputs before
+the file is moved into place: the models against torch, a policy against stable-baselines3's predict.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import warnings
@@ -21,6 +22,7 @@ from . import __version__
 from .dynamics_reward import DynamicsReward
 from .ensemble import EnsembleDynamics
 from .fileio import atomic_path
+from .task_spec import TaskSpec
 
 PARITY_TOLERANCE = 1e-4
 
@@ -63,6 +65,52 @@ def export_dynamics_reward(model: DynamicsReward, path: str | Path, check: bool 
     return meta
 
 
+class _PolicyGraph(nn.Module):
+    """SAC's deterministic action, tanh(mean), rescaled from [-1, 1] to the action space as SB3's predict does."""
+
+    def __init__(self, sac):
+        super().__init__()
+        self.actor = sac.policy.actor
+        space = sac.action_space
+        self.register_buffer("low", torch.as_tensor(space.low, dtype=torch.float32))
+        self.register_buffer("high", torch.as_tensor(space.high, dtype=torch.float32))
+
+    def forward(self, obs):
+        # tanh of the mean directly: going through SB3's action distribution broadcasts its tensors,
+        # which leaves the exported output with a symbolic action dimension.
+        mean, _, _ = self.actor.get_action_dist_params(obs)
+        return self.low + 0.5 * (torch.tanh(mean) + 1.0) * (self.high - self.low)
+
+
+def export_policy(sb3_zip_path: str | Path, path: str | Path, task: TaskSpec) -> dict:
+    """The deterministic actor of an SB3 SAC checkpoint as obs [batch, S] -> action [batch, A] in the task's units.
+
+    Raises ValueError when the policy was made for other observation or action dimensions or bounds.
+    """
+    from .behavior import load_policy
+
+    source = Path(sb3_zip_path)
+    sac = load_policy(source)
+    obs_shape, act_shape = sac.observation_space.shape, sac.action_space.shape
+    if obs_shape != (task.obs_dim,) or act_shape != (task.action_dim,):
+        raise ValueError(f"{source} maps observations {obs_shape} to actions {act_shape}, but task {task.name} "
+                         f"({task.env_id}) has ({task.obs_dim},) -> ({task.action_dim},): "
+                         f"export a policy trained on this task")
+    bounds = (sac.action_space.low, sac.action_space.high)
+    if not (np.allclose(bounds[0], task.action_low) and np.allclose(bounds[1], task.action_high)):
+        raise ValueError(f"{source} acts within [{bounds[0].tolist()}, {bounds[1].tolist()}], but task "
+                         f"{task.name}'s actuator limits are [{task.action_low.tolist()}, {task.action_high.tolist()}]")
+    meta = {"kind": "policy", "obs_dim": task.obs_dim, "act_dim": task.action_dim,
+            **_common_meta({"env_id": task.env_id}),
+            "source": source.name, "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
+    graph = _PolicyGraph(sac).eval()
+    obs, _ = _random_inputs(torch.zeros(task.obs_dim), torch.ones(task.obs_dim), task.obs_dim, 256)
+    expected = [sac.predict(obs.numpy(), deterministic=True)[0]]
+    _export(graph, (obs,), ["obs"], ["action"], {"obs": {0: "batch"}, "action": {0: "batch"}}, path, meta,
+            check=True, expected=expected)
+    return meta
+
+
 def _common_meta(model_meta: dict) -> dict:
     return {"env_id": model_meta.get("env_id"), "dataset_fingerprint": model_meta.get("dataset_fingerprint"),
             "morec_version": __version__, "torch_version": torch.__version__, "onnx_version": onnx.__version__,
@@ -75,7 +123,7 @@ def _random_inputs(center: torch.Tensor, scale: torch.Tensor, obs_dim: int, batc
     return x[:, :obs_dim].contiguous(), x[:, obs_dim:].contiguous()
 
 
-def _export(module, args, input_names, output_names, dynamic_axes, path, meta, check: bool) -> None:
+def _export(module, args, input_names, output_names, dynamic_axes, path, meta, check: bool, expected=None) -> None:
     path = Path(path)
     with atomic_path(path, suffix=".onnx") as tmp:
         with warnings.catch_warnings():
@@ -88,18 +136,20 @@ def _export(module, args, input_names, output_names, dynamic_axes, path, meta, c
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
         if check:
-            check_parity(module, args, tmp, input_names)
+            check_parity(module, args, tmp, input_names, expected)
 
 
-def check_parity(module, args, path, input_names) -> float:
-    """Max abs difference between torch and ONNX Runtime outputs; raises if above PARITY_TOLERANCE."""
+def check_parity(module, args, path, input_names, expected=None) -> float:
+    """Max abs difference between ONNX Runtime's outputs and `expected` (numpy arrays; default: the torch
+    module's own outputs); raises if above PARITY_TOLERANCE."""
     from .runtime import make_session
 
-    with torch.no_grad():
-        expected = module(*args)
-    expected = expected if isinstance(expected, tuple) else (expected,)
+    if expected is None:
+        with torch.no_grad():
+            outputs = module(*args)
+        expected = [o.numpy() for o in (outputs if isinstance(outputs, tuple) else (outputs,))]
     got = make_session(path, device="cpu").run(None, {n: a.numpy() for n, a in zip(input_names, args)})
-    diff = max(float(np.abs(e.numpy() - g).max()) for e, g in zip(expected, got))
+    diff = max(float(np.abs(e - g).max()) for e, g in zip(expected, got))
     if diff > PARITY_TOLERANCE:
-        raise RuntimeError(f"ONNX export of {path} differs from torch by {diff:.2e} (> {PARITY_TOLERANCE})")
+        raise RuntimeError(f"ONNX export of {path} differs from its reference by {diff:.2e} (> {PARITY_TOLERANCE})")
     return diff

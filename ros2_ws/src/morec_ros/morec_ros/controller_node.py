@@ -1,5 +1,8 @@
 """Controller node: sampling MPC through the filtered learned model, or an exported policy.
 
+With `model: mujoco` the planner plans through the task's nominal MuJoCo model instead of the learned
+ensemble: the upper bound of the closed-loop benchmark (same planner, true dynamics).
+
 Commands the robot as a client of a forward_command_controller: one value per actuator on the
 command topic, clipped to the actuator limits. A planner thread plans from the latest valid
 /joint_states with MPPI or CEM through FilteredDynamics on ONNX Runtime, in-process (a ROS round
@@ -36,6 +39,7 @@ from morec_ros.common import (InputCheck, bundle_dir, declare, diagnostics, load
                               main_for, matrix)
 
 MODES = ('mpc', 'policy')
+MODELS = ('learned', 'mujoco')
 STALE_ACTIONS = ('zero', 'hold')
 UNFILTERED = ('elite_mean', 'random_elite')
 PLANNER_CONFIGS = {'mppi': MPPIConfig, 'cem': CEMConfig}
@@ -75,6 +79,8 @@ class ControllerNode(Node):
         bundle = declare(self, 'bundle', '', "model bundle directory; '' = models/<task>")
         command_topic = declare(self, 'command_topic', '/effort_controller/commands', 'Float64MultiArray commands')
         self._mode = declare(self, 'mode', 'mpc', "'mpc': plan through the model; 'policy': run an ONNX policy")
+        model_kind = declare(self, 'model', 'learned', "mode 'mpc': 'learned' (the bundle) or 'mujoco' "
+                                                       "(the task's nominal simulator, the upper bound)")
         policy = declare(self, 'policy', '', "mode 'policy': ONNX file obs [batch, S] -> action [batch, A]")
         planner = declare(self, 'planner', 'mppi', f'one of {PLANNERS}')
         filtered = declare(self, 'filtered', True, 'plan through the MOREC filter (else unfiltered_mode)')
@@ -95,7 +101,7 @@ class ControllerNode(Node):
         settings = {f.name: declare(self, f.name, f.default, f'{planner} setting (morec.planners)')
                     for f in dataclasses.fields(PLANNER_CONFIGS[planner])}
         for name, value, allowed in (('mode', self._mode, MODES), ('stale_action', self._stale_action, STALE_ACTIONS),
-                                     ('unfiltered_mode', unfiltered_mode, UNFILTERED)):
+                                     ('unfiltered_mode', unfiltered_mode, UNFILTERED), ('model', model_kind, MODELS)):
             if value not in allowed:
                 raise ValueError(f'{name} must be one of {allowed}, got {value!r}')
         if not stale_periods > 0 or not diagnostics_period > 0 or latency_window < 1:
@@ -106,15 +112,25 @@ class ControllerNode(Node):
         self._stale_after = stale_periods * spec.control_period
         self._planner = self._policy = None
         if self._mode == 'mpc':
-            path = bundle_dir(bundle, spec)
-            dynamics = load_dynamics(path, spec, device, threads)
-            reward = load_reward(path, spec, device, threads) if filtered else None
-            cfg = FilterConfig(mode='filter' if filtered else unfiltered_mode, threshold=threshold,
-                               samples_per_elite=samples_per_elite)
+            if model_kind == 'mujoco':
+                # Imported here: a controller on a robot plans through its ONNX bundle and has no MuJoCo.
+                from morec.mujoco_model import MujocoDynamics
+
+                # One exact member and no dynamics reward, so the filter does not apply; no clip either,
+                # since the simulator's states are true ones however fast.
+                dynamics, reward, cfg = MujocoDynamics(spec), None, FilterConfig(mode='elite_mean', clip=None)
+                source, label = f'MuJoCo {spec.env_id} nominal', 'true model, no filter: elite_mean'
+            else:
+                source = bundle_dir(bundle, spec)
+                dynamics = load_dynamics(source, spec, device, threads)
+                reward = load_reward(source, spec, device, threads) if filtered else None
+                cfg = FilterConfig(mode='filter' if filtered else unfiltered_mode, threshold=threshold,
+                                   samples_per_elite=samples_per_elite)
+                label = 'filtered' if filtered else unfiltered_mode
             model = FilteredDynamics(dynamics, reward, cfg, is_terminal=spec.is_terminal)
             self._planner = make_planner(planner, model, spec, **settings)
-            self._describe = f"{planner} ({'filtered' if filtered else unfiltered_mode}) on {path}"
-            self._warm_up(path)
+            self._describe = f'{planner} ({label}) on {source}'
+            self._warm_up(source)
         else:
             if not policy:
                 raise ValueError("mode 'policy' needs the policy parameter: the path of an exported ONNX policy")
