@@ -76,8 +76,14 @@ def test_dynamics_and_filter_nodes_predict_score_and_detect_a_gap(tmp_path):
     try:
         ready = lambda: all(p.get_subscription_count() >= 2 for p in (state_pub, command_pub))  # noqa: E731
         assert client.spin_until(ready, 30.0), [p.output() for p in nodes]
-        state_pub.publish(joint_state(stamp, observe()))
-        client.spin_until(lambda: False, 0.1)
+        # A reader may match the publisher a little after the publisher matched it, and a state sent in
+        # between is lost: repeat the first state (same stamp: no transition) until both nodes answer.
+        for _ in range(20):
+            state_pub.publish(joint_state(stamp, observe()))
+            client.spin_until(lambda: False, 0.1)
+            command_pub.publish(Float64MultiArray(data=[0.0]))
+            if client.spin_until(lambda: len(scores) and len(candidates), 1.0):
+                break
         for _ in range(2 * WINDOW):
             transition()
         layout = candidates[-1].layout.dim

@@ -7,6 +7,7 @@
     morec export           export both to ONNX (with a parity check)
     morec export-policy    export a SAC behaviour policy to ONNX for the controller's policy mode
     morec diagnose         does the filter help? error curves, rank correlation, AUC (JSON + PNG)
+    morec monitor          calibrate the sim-to-real gap monitor and measure it on a perturbed robot
     morec demo             the end-to-end pipeline on the tiny task
     morec up               start the ROS 2 nodes of a launch config (sim, dynamics, filter, controller)
 """
@@ -190,6 +191,56 @@ def cmd_diagnose(args) -> int:
     return 0
 
 
+def cmd_monitor(args) -> int:
+    from . import monitor
+    from .behavior import load_policy
+    from .bundle import ENSEMBLE_ONNX, REWARD_ONNX, update_card
+    from .collect import robot_episodes
+    from .fileio import write_json
+    from .runtime import OnnxDynamics, OnnxReward
+    from .task_spec import load_task_spec
+
+    task, bundle = load_task_spec(args.task), Path(args.bundle)
+    dynamics = OnnxDynamics(bundle / ENSEMBLE_ONNX, "cpu", args.threads, task.obs_dim, task.action_dim)
+    reward = OnnxReward(bundle / REWARD_ONNX, "cpu", args.threads, task.obs_dim, task.action_dim)
+    obs_scale = np.asarray(dynamics.meta["input_std"][: task.obs_dim], np.float32)
+    policy = None
+    if args.policy != "random":
+        import torch
+
+        torch.manual_seed(args.seed)
+        sac = load_policy(args.policy)
+        policy = lambda obs: sac.predict(obs, deterministic=False)[0]  # noqa: E731  the data's stochastic policy
+
+    def signals(variant: str, seed: int) -> list[dict]:
+        episodes = robot_episodes(task, variant, policy, args.episodes, args.steps, seed)
+        return [monitor.transition_signals(dynamics, reward, obs_scale, **ep) for ep in episodes]
+
+    # Three disjoint seeds: thresholds are calibrated on one set of nominal runs and judged on others.
+    calibration = monitor.calibrate(signals("nominal", args.seed), args.window, args.margin)
+    held_out = signals("nominal", args.seed + 1000)
+    results = {variant: monitor.evaluate(held_out, signals(variant, args.seed + 2000 + 1000 * i), calibration,
+                                         task.control_period) for i, variant in enumerate(args.variants)}
+    report = {"task": task.env_id, "bundle": str(bundle), "policy": args.policy, "episodes_per_set": args.episodes,
+              "steps": args.steps, "seed": args.seed, "calibration": dataclasses.asdict(calibration),
+              "variants": {v: str(task.variant(v)) for v in args.variants}, "evaluation": results,
+              "command": args.command_line}
+    if args.out:
+        write_json(Path(args.out), report)
+    if args.write_card:
+        update_card(bundle, "monitor", report)
+    print(f"{'variant':>10} {'signal':>16} {'threshold':>10} {'AUC':>6} {'detected':>9} {'false alarms':>13} "
+          f"{'time to detect':>15}")
+    for variant, result in results.items():
+        for name, row in result.items():
+            ttd = f"{row['time_to_detect_s_median']:.2f} s" if row["time_to_detect_s_median"] is not None else "-"
+            threshold = f"{row['threshold']:.4g}" if "threshold" in row else ""
+            roc = f"{row['transition_auc']:.3f}" if "transition_auc" in row else ""
+            print(f"{variant:>10} {name:>16} {threshold:>10} {roc:>6} {row['detection_rate']:>9.2f} "
+                  f"{row['false_alarm_rate']:>13.2f} {ttd:>15}")
+    return 0
+
+
 def cmd_up(args) -> int:
     from .runner import up
 
@@ -256,6 +307,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--snapshot-sweep", nargs="*", type=int, metavar="K",
                    help="also measure rewards averaging only K of the snapshots (e.g. 1 5 10 40)")
     p.set_defaults(func=cmd_diagnose)
+
+    p = sub.add_parser("monitor", help="calibrate the gap monitor on the nominal robot, measure it on a perturbed one")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--task", required=True)
+    p.add_argument("--policy", default="random", help="who drives the robot: 'random' or a SAC checkpoint .zip")
+    p.add_argument("--variants", nargs="+", default=["real"], help="perturbed robot variants of the task spec")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per set (calibration, nominal, perturbed)")
+    p.add_argument("--steps", type=int, default=1000, help="steps per episode")
+    p.add_argument("--window", type=int, default=50, help="transitions the monitor averages")
+    p.add_argument("--margin", type=float, default=0.25, help="threshold margin beyond the calibration extreme")
+    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="report JSON")
+    p.add_argument("--write-card", action="store_true",
+                   help="store the thresholds in the bundle's card.json, where the filter node reads them")
+    p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("up", help="start the ROS 2 nodes of a launch config as processes (Ctrl-C stops them)")
     p.add_argument("config", help="config name in launch/configs (full, sim_only, robot_only) or a YAML path")

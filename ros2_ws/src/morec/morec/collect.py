@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .dataset import Dataset
-from .task_spec import TaskSpec
+from .task_spec import SimulatedRobot, TaskSpec
 
 LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert")
 
@@ -64,6 +64,39 @@ def rollout_dataset(task: TaskSpec, policy, n_steps: int, seed: int, policy_name
             "policy_return_mean": float(np.mean(returns)) if returns else None,
             "gymnasium_version": _gym_version()}
     return Dataset(**arrays, metadata=meta)
+
+
+def robot_episodes(task: TaskSpec, variant: str, policy, episodes: int, steps: int, seed: int
+                   ) -> list[dict[str, np.ndarray]]:
+    """Transitions {obs, act, next_obs} of whole episodes on the simulated robot, one dict per episode.
+
+    Unlike `rollout_dataset` this drives SimulatedRobot, the sim node's robot: the variant's physics,
+    sensor noise and actuation delay apply, and observations come from joint states as the ROS nodes
+    see them. `policy(obs [1, S]) -> [1, A]`, or None for uniform random actions.
+    """
+    robot = SimulatedRobot(task, task.variant(variant), seed, episode_length=steps)
+    rng = np.random.default_rng(seed)
+
+    def observe() -> np.ndarray:
+        position, velocity, _ = robot.joint_state()
+        return task.observation_from_joint_state(task.joints, position, velocity).astype(np.float32)
+
+    out = []
+    for episode in range(episodes):
+        if episode:
+            robot.reset()
+        rec = {"obs": [], "act": [], "next_obs": []}
+        obs = observe()
+        while not robot.done:
+            act = rng.uniform(task.action_low, task.action_high) if policy is None else policy(obs[None])[0]
+            robot.step(act)
+            next_obs = observe()
+            for key, value in zip(rec, (obs, act, next_obs)):
+                rec[key].append(value)
+            obs = next_obs
+        out.append({k: np.asarray(v, np.float32) for k, v in rec.items()})
+    robot.close()
+    return out
 
 
 def replay_buffer_dataset(task: TaskSpec, replay_path: str | Path, policy_name: str) -> Dataset:

@@ -14,6 +14,7 @@ from scipy.stats import rankdata
 
 from .dataset import Dataset
 from .dynamics_reward import DynamicsReward
+from .metrics import auc
 from .rollout import FilteredDynamics
 
 
@@ -49,13 +50,6 @@ def _rowwise_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     denom = np.sqrt((rx ** 2).sum(1) * (ry ** 2).sum(1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denom > 0, (rx * ry).sum(1) / denom, np.nan)
-
-
-def auc(positive: np.ndarray, negative: np.ndarray) -> float:
-    """Probability that a random positive scores above a random negative (ties count half)."""
-    ranks = rankdata(np.concatenate([positive, negative]))
-    n_pos, n_neg = len(positive), len(negative)
-    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 @torch.no_grad()

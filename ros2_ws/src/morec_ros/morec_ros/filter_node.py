@@ -1,11 +1,13 @@
-"""Filter node: MOREC's selected prediction, and a sim-to-real gap monitor from the dynamics reward.
+"""Filter node: MOREC's selected prediction, and the sim-to-real gap monitor.
 
 For every command sent in a state it runs one FilteredDynamics step (the same candidate draw,
 r_D scoring and selection the planner uses) and publishes the selected next observation on
 /morec/prediction and [r_D of the selected candidate, r_D of the last real transition] on
-/morec/dynamics_reward. Every real transition (s, a, s') the robot makes is scored with r_D: while
-the mean score over the last `monitor_window` transitions stays below `monitor_threshold`, the
-node reports WARN in /diagnostics: the model no longer describes this robot.
+/morec/dynamics_reward. Every real transition (s, a, s') the robot makes feeds the gap monitor
+(morec.monitor): its r_D, the elite-mean prediction's one-step error and the ensemble's
+disagreement, each averaged over the last `monitor_window` transitions. While a monitored signal is
+beyond its threshold the node reports WARN in /diagnostics: the model no longer describes this robot.
+Thresholds default to those `morec monitor --write-card` calibrated into the bundle's card.json.
 """
 
 import sys
@@ -18,6 +20,8 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
+from morec.bundle import read_card
+from morec.monitor import SIGNALS, GapMonitor, transition_signals
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.task_spec import load_task_spec
 from morec_ros.common import (MONITOR_QOS, InputCheck, Transitions, bundle_dir, declare, diagnostics,
@@ -37,25 +41,41 @@ class FilterNode(Node):
         seed = declare(self, 'seed', 0, 'seed of the candidate draws')
         device = declare(self, 'device', 'auto', "ONNX Runtime device: 'auto', 'cpu' or 'cuda'")
         threads = declare(self, 'threads', 1, 'ONNX Runtime intra-op threads (0: its default)')
-        self._monitor_threshold = declare(self, 'monitor_threshold', FilterConfig.threshold,
-                                          'WARN while the mean r_D of recent real transitions is below this')
-        window = declare(self, 'monitor_window', 50, 'real transitions the monitor averages')
         diagnostics_period = declare(self, 'diagnostics_period', 1.0, 'seconds between /diagnostics messages')
-        if window < 1 or not diagnostics_period > 0:
-            raise ValueError('monitor_window and diagnostics_period must be positive')
-
         spec = load_task_spec(task)
         path = bundle_dir(bundle, spec)
+        # The monitor's defaults: the bundle's calibration when it has one.
+        calibrated = read_card(path).get('monitor', {}).get('calibration', {})
+        limits = calibrated.get('thresholds', {})
+        signals = declare(self, 'monitor_signals', ['dynamics_reward', 'one_step_error'],
+                          f'signals that raise the gap warning, of {SIGNALS}')
+        window = declare(self, 'monitor_window', calibrated.get('window', 50), 'real transitions the monitor averages')
+        thresholds = {
+            'dynamics_reward': declare(self, 'monitor_threshold', limits.get('dynamics_reward', FilterConfig.threshold),
+                                       'WARN while the mean r_D of recent real transitions is below this'),
+            'one_step_error': declare(self, 'error_threshold', limits.get('one_step_error', 0.0),
+                                      'WARN while the mean normalised one-step error is above this (0: off)'),
+            'disagreement': declare(self, 'disagreement_threshold', limits.get('disagreement', 0.0),
+                                    'WARN while the mean ensemble disagreement is above this (0: off)'),
+        }
+        if window < 1 or not diagnostics_period > 0:
+            raise ValueError('monitor_window and diagnostics_period must be positive')
+        if set(signals) - set(SIGNALS):
+            raise ValueError(f'monitor_signals must be among {SIGNALS}, got {signals}')
+
         self._reward = load_reward(path, spec, device, threads)
+        self._dynamics = load_dynamics(path, spec, device, threads)
+        self._obs_scale = np.asarray(self._dynamics.meta['input_std'][: spec.obs_dim], np.float32)
         cfg = FilterConfig(mode='filter', samples_per_elite=samples_per_elite, threshold=threshold)
-        self._model = FilteredDynamics(load_dynamics(path, spec, device, threads), self._reward, cfg)
+        self._model = FilteredDynamics(self._dynamics, self._reward, cfg)
+        self._monitor = GapMonitor({name: thresholds[name] for name in signals if thresholds[name] > 0}, window)
         self._hardware_id = f'{spec.env_id}: {path}'
         self._rng = np.random.default_rng(seed)
         self._check = InputCheck(self, spec)
         self._transitions = Transitions(spec.control_period)
-        self._real = deque(maxlen=window)  # r_D of recent real transitions
         self._selected = deque(maxlen=window)  # r_D of recent selected predictions
         self._last_real = float('nan')
+        self._alarms = []  # signals beyond their thresholds after the latest real transition
         self._warn_since = None  # the real-transition count when the monitor started warning
         self._reported_drops = 0
 
@@ -67,8 +87,11 @@ class FilterNode(Node):
         # Steady: diagnostics keep coming when a sim that publishes /clock (use_sim_time) stops.
         self.create_timer(diagnostics_period, self._publish_diagnostics,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self.get_logger().info(f'{self._hardware_id}: {self._reward.meta["snapshots"]} r_D snapshots, '
-                               f'monitor WARN below {self._monitor_threshold} over {window} transitions')
+        rules = ', '.join(f'{k} {"<" if k == "dynamics_reward" else ">"} {v:.4g}'
+                          for k, v in self._monitor.thresholds.items()) or 'no signal'
+        source = 'calibrated in card.json' if limits else 'not calibrated: run `morec monitor --write-card`'
+        self.get_logger().info(f'{self._hardware_id}: {self._reward.meta["snapshots"]} r_D snapshots; monitor WARN '
+                               f'while {rules} over {window} transitions ({source})')
 
     def _on_command(self, msg):
         command = self._check.command(msg)
@@ -87,35 +110,38 @@ class FilterNode(Node):
         done = self._transitions.state(*checked)
         if done is not None:
             obs, act, _, next_obs = done
-            self._last_real = float(self._reward.score(obs[None], act[None], next_obs[None, None])[0, 0])
-            self._real.append(self._last_real)
+            signals = transition_signals(self._dynamics, self._reward, self._obs_scale, obs[None], act[None],
+                                         next_obs[None])
+            self._last_real = float(signals['dynamics_reward'][0])
+            self._alarms = self._monitor.update({k: v[0] for k, v in signals.items()})
 
     def _publish_diagnostics(self):
         dropped = sum(self._check.dropped.values())
         fresh_drops, self._reported_drops = dropped - self._reported_drops, dropped
-        real = np.array(self._real)
-        mean = _mean(real)
-        gap = len(real) == self._real.maxlen and mean < self._monitor_threshold
+        means, seen, window = self._monitor.means(), self._transitions.completed, self._monitor.window
+        gap = bool(self._alarms)
+        described = ', '.join(f'{k} {means[k]:.4g}' for k in self._alarms)
         if gap and self._warn_since is None:
-            self._warn_since = self._transitions.completed
-            self.get_logger().warning(f'real transitions score r_D {mean:.3f} < {self._monitor_threshold} '
-                                      f'over the last {len(real)}: the model does not describe this robot')
+            self._warn_since = seen
+            self.get_logger().warning(f'real transitions over the last {window}: {described} beyond the '
+                                      f'calibrated thresholds: the model does not describe this robot')
         elif not gap and self._warn_since is not None:
             self._warn_since = None
             self.get_logger().info('real transitions are consistent with the model again')
         level, message = DiagnosticStatus.OK, 'ok'
         if gap:
-            level, message = DiagnosticStatus.WARN, f'sim-to-real gap: mean r_D {mean:.3f} of real transitions'
+            level, message = DiagnosticStatus.WARN, f'sim-to-real gap: {described} (mean of real transitions)'
         elif fresh_drops:
             level, message = DiagnosticStatus.WARN, f'dropped {fresh_drops} invalid messages'
-        elif len(real) < self._real.maxlen:
-            message = f'monitor warming up ({len(real)}/{self._real.maxlen} transitions)'
-        values = {'transitions': self._transitions.completed, 'transition_gaps': self._transitions.gaps,
-                  'real_score_mean': f'{mean:.4f}',
-                  'real_score_below_threshold': f'{_mean(real < self._monitor_threshold):.3f}',
+        elif seen < window:
+            message = f'monitor warming up ({seen}/{window} transitions)'
+        values = {'transitions': seen, 'transition_gaps': self._transitions.gaps,
+                  'real_score_mean': f"{means['dynamics_reward']:.4f}",
+                  'one_step_error_mean': f"{means['one_step_error']:.4f}",
+                  'disagreement_mean': f"{means['disagreement']:.4f}",
                   'selected_score_mean': f'{_mean(self._selected):.4f}',
-                  'gap_warning': gap,
-                  'transitions_in_warning': self._transitions.completed - self._warn_since if gap else 0,
+                  'gap_warning': gap, 'gap_signals': ' '.join(self._alarms),
+                  'transitions_in_warning': seen - self._warn_since if gap else 0,
                   'messages_dropped': dropped, **self._check.dropped}
         diagnostics(self, self._diag_pub, 'consistency monitor', level, message, self._hardware_id, values)
 
