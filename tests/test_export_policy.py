@@ -58,13 +58,12 @@ def test_exported_policy_gives_sb3_deterministic_actions_in_env_units(exported, 
     assert meta["env_id"] == "InvertedPendulum-v5" and meta["source"] == "sac.zip"
 
 
-def test_controller_onnx_policy_runs_the_export(exported, sac_zip):
-    pytest.importorskip("rclpy")
-    from morec_ros.controller_node import OnnxPolicy
+def test_onnx_policy_runs_the_export_in_batches(exported, sac_zip):
+    from morec.runtime import OnnxPolicy
 
     policy = OnnxPolicy(exported, load_task_spec("inverted_pendulum"), "cpu", 1)
     obs = observations(20, seed=2)
-    got = np.stack([policy(o) for o in obs])
+    got = policy(obs)
     np.testing.assert_allclose(got, sb3_actions(sac_zip, obs), atol=1e-4)
     with pytest.raises(ModelFileError, match="export a policy for this task"):
         OnnxPolicy(exported, load_task_spec("halfcheetah"), "cpu", 1)

@@ -7,11 +7,17 @@ sequences that scored well: MPPI by an exponentially weighted average (Williams 
 by refitting a Gaussian to the best few (Rubinstein 1999). The previous plan, shifted by the steps
 that have passed, is the next call's starting mean. Actions are clipped to the actuator limits
 before they are evaluated, so every plan respects them.
+
+With a `prior` policy (typically the behaviour policy that made the training data, exported with
+`morec export-policy`) the starting mean is instead the prior's own rollout through the same model,
+as in MBOP (Argenson and Dulac-Arnold 2021): the search then stays near actions the data covers,
+where the model is trustworthy, and improves on them rather than exploiting the model elsewhere.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -105,10 +111,11 @@ def evaluate(model: FilteredDynamics, task: TaskSpec, obs: np.ndarray, actions: 
 class SamplingPlanner:
     """Shared machinery: bounds, warm start, sampling, the final prediction along the plan."""
 
-    def __init__(self, model: FilteredDynamics, task: TaskSpec, cfg: PlannerConfig):
+    def __init__(self, model: FilteredDynamics, task: TaskSpec, cfg: PlannerConfig,
+                 prior: Callable[[np.ndarray], np.ndarray] | None = None):
         if model.obs_dim != task.obs_dim:
             raise ValueError(f"model predicts {model.obs_dim}-dim states, task {task.name} has {task.obs_dim}")
-        self.model, self.task, self.cfg = model, task, cfg
+        self.model, self.task, self.cfg, self.prior = model, task, cfg, prior
         self.low = task.action_low.astype(np.float32)
         self.high = task.action_high.astype(np.float32)
         self.center = (self.low + self.high) / 2
@@ -123,7 +130,9 @@ class SamplingPlanner:
     def plan(self, obs: np.ndarray, elapsed: int = 1) -> Plan:
         """Plan from observation [S]; `elapsed` steps have been executed since the previous call."""
         obs = np.asarray(obs, np.float32)
-        if self.cfg.warm_start:
+        if self.prior is not None:
+            self.mean = self._prior_rollout(obs)
+        elif self.cfg.warm_start:
             k = min(max(elapsed, 0), self.cfg.horizon)
             self.mean = np.concatenate([self.mean[k:], np.tile(self.center, (k, 1))])
         else:
@@ -131,6 +140,15 @@ class SamplingPlanner:
         self.mean, value = self._optimize(obs, self.mean)
         states = self.model.rollout(obs[None], self.mean[:, None], self.rng)["next_obs"][:, 0]
         return Plan(actions=self.mean.copy(), states=states, value=value)
+
+    def _prior_rollout(self, obs: np.ndarray) -> np.ndarray:
+        """The prior policy's actions [H, A] along its own rollout through the model from obs [S]."""
+        state, actions = obs[None], []
+        for _ in range(self.cfg.horizon):
+            act = np.clip(self.prior(state), self.low, self.high).astype(np.float32)
+            actions.append(act[0])
+            state = self.model.step(state, act, self.rng).next_obs
+        return np.stack(actions)
 
     def _sample(self, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
         """Clipped Gaussian sequences around `mean` [H, A]: [N, H, A], the first being the mean itself."""
@@ -175,10 +193,10 @@ class CEM(SamplingPlanner):
         return mean.astype(np.float32), float(returns.max())
 
 
-def make_planner(name: str, model: FilteredDynamics, task: TaskSpec, **overrides) -> SamplingPlanner:
-    """An MPPI or CEM planner with its config's defaults replaced by `overrides`."""
+def make_planner(name: str, model: FilteredDynamics, task: TaskSpec, prior=None, **overrides) -> SamplingPlanner:
+    """An MPPI or CEM planner with its config's defaults replaced by `overrides`, optionally around a prior policy."""
     if name == "mppi":
-        return MPPI(model, task, MPPIConfig(**overrides))
+        return MPPI(model, task, MPPIConfig(**overrides), prior)
     if name == "cem":
-        return CEM(model, task, CEMConfig(**overrides))
+        return CEM(model, task, CEMConfig(**overrides), prior)
     raise ValueError(f"planner must be one of {PLANNERS}, got {name!r}")

@@ -1,7 +1,8 @@
 """ONNX Runtime loading: sessions on CUDA when onnxruntime-gpu and a GPU are present, else CPU.
 
 OnnxDynamics and OnnxReward implement the rollout engine's backend interfaces over the exported
-graphs, so ROS nodes and planners need neither torch nor the training code.
+graphs, and OnnxPolicy runs an exported policy, so ROS nodes and planners need neither torch nor the
+training code.
 """
 
 from __future__ import annotations
@@ -90,3 +91,25 @@ class OnnxReward:
     def score(self, obs, act, candidates):
         return self.session.run(None, {"obs": np.asarray(obs, np.float32), "act": np.asarray(act, np.float32),
                                        "candidates": np.ascontiguousarray(candidates, np.float32)})[0]
+
+
+class OnnxPolicy:
+    """An exported policy graph (`morec export-policy`): obs [batch, S] -> action [batch, A]."""
+
+    def __init__(self, path: str | Path, task, device: str = "auto", threads: int = 0):
+        self.session = make_session(path, device, intra_op_threads=threads)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        shapes = (inputs[0].shape[-1], outputs[0].shape[-1])
+        if len(inputs) != 1 or shapes != (task.obs_dim, task.action_dim):
+            raise ModelFileError(
+                f"{path} maps inputs {[i.shape for i in inputs]} to {outputs[0].shape}, but task {task.name} needs "
+                f"obs [batch, {task.obs_dim}] -> action [batch, {task.action_dim}]: export a policy for this task")
+        # Files from `morec export-policy` name their task; same-shaped tasks (Hopper vs Walker2d) differ only there.
+        raw = self.session.get_modelmeta().custom_metadata_map.get("morec")
+        env_id = json.loads(raw).get("env_id") if raw else None
+        if env_id not in (None, task.env_id):
+            raise ModelFileError(f"{path} is a policy for {env_id}, not {task.env_id}: export a policy for this task")
+        self.input = inputs[0].name
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input: np.asarray(obs, np.float32)})[0]

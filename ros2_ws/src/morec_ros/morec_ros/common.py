@@ -32,6 +32,13 @@ def bundle_dir(value: str, task: TaskSpec) -> Path:
     return Path(value) if value else sim_dir().parent / 'models' / task.name
 
 
+def model_file(value: str) -> Path:
+    """A model file parameter: absolute, or relative to the repository root (beside sim/ and models/),
+    so that one parameter file works whatever directory the nodes start in."""
+    path = Path(value)
+    return path if path.is_absolute() else sim_dir().parent / path
+
+
 def load_dynamics(bundle: Path, task: TaskSpec, device: str, threads: int) -> OnnxDynamics:
     model = OnnxDynamics(bundle / ENSEMBLE_ONNX, device, threads, task.obs_dim, task.action_dim)
     _check_task(model.meta, bundle / ENSEMBLE_ONNX, task)
@@ -108,33 +115,69 @@ class InputCheck:
 class Transitions:
     """Pairs states and commands into real transitions (s, a, s') one control period apart.
 
-    A command is taken to apply to the latest state; the next state completes the transition when
-    its stamp is one control period later (a reset, which keeps the stamp, or a gap of lost
-    messages ends no transition). Whatever the node attached to the command comes back with it.
+    Messages are ordered by when they were sent (their DDS source timestamps), not by when this node
+    got round to them: a busy node may take state k+1 before command k, which was sent first, and
+    must not pair command k with state k+1. A command applies to the latest state sent before it (the
+    robot acts on the latest command); the next state completes the transition when its stamp is one
+    control period later (a reset, which keeps the stamp, or a gap of lost messages ends none).
+    Whatever the node attached to a command comes back with it.
     """
 
-    def __init__(self, control_period: float):
+    def __init__(self, control_period: float, history: int = 8):
         self._period_ns = control_period * 1e9
-        self.latest = None  # (obs, stamp) of the latest state
-        self._pending = None  # (obs, command, attachment) awaiting the next state
+        self._history = history
+        self._states = []  # (sent, obs, stamp) of recent states in send order
+        self._commands = {}  # sent time of a state -> (sent, command, attachment) of the latest command in it
+        self._closed = set()  # sent times of states whose outgoing transition is settled
         self.completed = 0
         self.gaps = 0
 
-    def command(self, command: np.ndarray, attachment=None) -> None:
-        if self.latest is not None:
-            self._pending = (self.latest[0], command, attachment)
+    def applies_to(self, sent: int) -> np.ndarray | None:
+        """The observation a command sent at `sent` acts on, None before the first state."""
+        i = self._before(sent)
+        return None if i < 0 else self._states[i][1]
 
-    def state(self, obs: np.ndarray, stamp: int):
-        """Record a state; return (s, a, attachment, s') if it completes a transition, else None."""
-        previous, pending = self.latest, self._pending
-        self.latest, self._pending = (obs, stamp), None
-        if previous is None or pending is None or stamp == previous[1]:
-            return None
-        if abs(stamp - previous[1] - self._period_ns) > 0.5 * self._period_ns:
+    def command(self, command: np.ndarray, sent: int, attachment=None) -> list[tuple]:
+        """Record a command; return the transitions it completes (when the next state came first)."""
+        i = self._before(sent)
+        if i < 0:
+            return []
+        key = self._states[i][0]
+        if key not in self._commands or self._commands[key][0] < sent:
+            self._commands[key] = (sent, command, attachment)
+        return self._settle(i)
+
+    def state(self, obs: np.ndarray, stamp: int, sent: int) -> list[tuple]:
+        """Record a state; return the (s, a, attachment, s') transitions it completes."""
+        i = self._before(sent) + 1
+        self._states.insert(i, (sent, obs, stamp))
+        done = self._settle(i - 1) if i > 0 else []
+        done += self._settle(i)  # a state handled after the next one
+        if len(self._states) > self._history:
+            dropped = self._states.pop(0)[0]
+            self._commands.pop(dropped, None)
+            self._closed.discard(dropped)
+        return done
+
+    def _before(self, sent: int) -> int:
+        """Index of the latest state sent before `sent` (-1: none)."""
+        return sum(1 for s in self._states if s[0] < sent) - 1
+
+    def _settle(self, i: int) -> list[tuple]:
+        if i < 0 or i + 1 >= len(self._states):
+            return []
+        (sent, obs, stamp), (_, next_obs, next_stamp) = self._states[i], self._states[i + 1]
+        if sent in self._closed or sent not in self._commands:
+            return []
+        self._closed.add(sent)
+        if next_stamp == stamp:  # a reset repeats the stamp: no transition
+            return []
+        if abs(next_stamp - stamp - self._period_ns) > 0.5 * self._period_ns:
             self.gaps += 1
-            return None
+            return []
         self.completed += 1
-        return pending[0], pending[1], pending[2], obs
+        _, command, attachment = self._commands[sent]
+        return [(obs, command, attachment, next_obs)]
 
 
 def diagnostics(node, publisher, what: str, level, message: str, hardware_id: str, values: dict) -> None:

@@ -33,10 +33,10 @@ from std_msgs.msg import Float64MultiArray
 
 from morec.planners import PLANNERS, CEMConfig, MPPIConfig, make_planner
 from morec.rollout import FilterConfig, FilteredDynamics
-from morec.runtime import ModelFileError, make_session
+from morec.runtime import ModelFileError, OnnxPolicy
 from morec.task_spec import TaskSpec, load_task_spec
 from morec_ros.common import (InputCheck, bundle_dir, declare, diagnostics, load_dynamics, load_reward,
-                              main_for, matrix)
+                              main_for, matrix, model_file)
 
 MODES = ('mpc', 'policy')
 MODELS = ('learned', 'mujoco')
@@ -54,23 +54,6 @@ REALTIME_STATE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFO
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
-class OnnxPolicy:
-    """An exported policy graph: one input obs [batch, S], first output action [batch, A]."""
-
-    def __init__(self, path, task: TaskSpec, device: str, threads: int):
-        self.session = make_session(path, device, intra_op_threads=threads)
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        shapes = (inputs[0].shape[-1], outputs[0].shape[-1])
-        if len(inputs) != 1 or shapes != (task.obs_dim, task.action_dim):
-            raise ModelFileError(
-                f'{path} maps inputs {[i.shape for i in inputs]} to {outputs[0].shape}, but task {task.name} needs '
-                f'obs [batch, {task.obs_dim}] -> action [batch, {task.action_dim}]: export a policy for this task')
-        self.input = inputs[0].name
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input: obs[None].astype(np.float32)})[0][0]
-
-
 class ControllerNode(Node):
 
     def __init__(self):
@@ -81,7 +64,10 @@ class ControllerNode(Node):
         self._mode = declare(self, 'mode', 'mpc', "'mpc': plan through the model; 'policy': run an ONNX policy")
         model_kind = declare(self, 'model', 'learned', "mode 'mpc': 'learned' (the bundle) or 'mujoco' "
                                                        "(the task's nominal simulator, the upper bound)")
-        policy = declare(self, 'policy', '', "mode 'policy': ONNX file obs [batch, S] -> action [batch, A]")
+        policy = declare(self, 'policy', '', "mode 'policy': ONNX file obs [batch, S] -> action [batch, A] "
+                                             '(relative paths from the repository root)')
+        prior_policy = declare(self, 'prior_policy', '', "mode 'mpc': an ONNX policy whose rollout through the model "
+                                                         "seeds every plan (the behaviour policy); '' = none")
         planner = declare(self, 'planner', 'mppi', f'one of {PLANNERS}')
         filtered = declare(self, 'filtered', True, 'plan through the MOREC filter (else unfiltered_mode)')
         unfiltered_mode = declare(self, 'unfiltered_mode', 'elite_mean', f'when not filtered: one of {UNFILTERED}')
@@ -128,13 +114,14 @@ class ControllerNode(Node):
                                    samples_per_elite=samples_per_elite)
                 label = 'filtered' if filtered else unfiltered_mode
             model = FilteredDynamics(dynamics, reward, cfg, is_terminal=spec.is_terminal)
-            self._planner = make_planner(planner, model, spec, **settings)
-            self._describe = f'{planner} ({label}) on {source}'
+            prior = OnnxPolicy(model_file(prior_policy), spec, device, threads) if prior_policy else None
+            self._planner = make_planner(planner, model, spec, prior=prior, **settings)
+            self._describe = f'{planner} ({label}) on {source}' + (f', prior {prior_policy}' if prior else '')
             self._warm_up(source)
         else:
             if not policy:
                 raise ValueError("mode 'policy' needs the policy parameter: the path of an exported ONNX policy")
-            self._policy = OnnxPolicy(policy, spec, device, threads)
+            self._policy = OnnxPolicy(model_file(policy), spec, device, threads)
             self._describe = f'policy {policy}'
             self._warm_up(policy)
 
@@ -176,7 +163,7 @@ class ControllerNode(Node):
                 self._planner.plan(np.zeros(self._spec.obs_dim))
                 self._planner.reset()
             else:
-                self._policy(np.zeros(self._spec.obs_dim))
+                self._policy(np.zeros((1, self._spec.obs_dim)))
         except ModelFileError:
             raise
         except Exception as e:  # ONNX Runtime raises its own types for graphs that load but do not run
@@ -260,7 +247,7 @@ class ControllerNode(Node):
     def _act(self, obs, stamp, last_stamp):
         """(actions [H, A], predicted states [H, S] or None, model value) for the state at `stamp`."""
         if self._policy is not None:
-            return self._policy(obs)[None], None, float('nan')
+            return self._policy(obs[None]), None, float('nan')
         if last_stamp is None or stamp <= last_stamp:
             self._planner.reset()  # a new episode or a restarted robot: the previous plan does not apply
             elapsed = 0

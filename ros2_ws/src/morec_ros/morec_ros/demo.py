@@ -41,7 +41,7 @@ from morec_ros.common import bundle_dir
 
 CONFIG = 'full'
 PARAMS_DIR = runner.config_dir().parent / 'params'
-SIM, CONTROLLER = 'morec_sim', 'morec_controller'
+SIM, CONTROLLER, FILTER = 'morec_sim', 'morec_controller', 'morec_filter'
 MODES = ('lockstep', 'realtime')
 MODE_NOTES = {
     'lockstep': 'lockstep (the default: on 2 cores the filtered planner does not keep the control period): '
@@ -72,6 +72,10 @@ def parse_args(argv):
                         help="robot the sim plays: 'nominal' (the training data's) or the perturbed 'real' one")
     parser.add_argument('--bundle', type=Path, help='model bundle directory (default: models/<task>)')
     parser.add_argument('--domain-id', type=int, help='ROS_DOMAIN_ID of the whole run (default: the environment\'s)')
+    parser.add_argument('--seed', type=int, default=0, help="the sim's seed: initial state and sensor noise")
+    parser.add_argument('--controller', nargs='*', default=[], metavar='KEY=VALUE',
+                        help='controller parameter overrides (YAML values), e.g. filtered=false, model=mujoco, '
+                             'mode=policy policy=models/behavior/halfcheetah/sac_50000.onnx')
     parser.add_argument('--out', type=Path, default=Path('artifacts/demo'), help='directory for the plot and summary')
     parser.add_argument('--timeout', type=float, default=900.0, help='seconds to wait for the episode to end')
     args = parser.parse_args(argv)
@@ -79,6 +83,16 @@ def parse_args(argv):
         parser.error('--steps and --timeout must be positive')
     if args.domain_id is not None and not 0 <= args.domain_id <= 232:
         parser.error('--domain-id must be within 0..232')
+    overrides = {}
+    for item in args.controller:
+        key, sep, value = item.partition('=')
+        if not key or not sep:
+            parser.error(f'--controller takes KEY=VALUE, got {item!r}')
+        try:
+            overrides[key] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            parser.error(f'--controller {item!r}: {e}')
+    args.controller = overrides
     return args
 
 
@@ -93,8 +107,8 @@ class Recorder(Node):
 
     def __init__(self, context, command_topic: str, nodes: list[str]):
         super().__init__('morec_demo', context=context)
-        self.states, self.commands, self.plans, self.predictions, self.scores, self.returns, self.controller = (
-            [] for _ in range(7))
+        self.states, self.commands, self.plans, self.predictions, self.scores, self.returns = ([] for _ in range(6))
+        self.controller, self.monitor = [], []  # (source timestamp, DiagnosticStatus) of each node's reports
         self.end = None  # index of the first state after the episode
         self._waiting_for = set(nodes)  # nodes not heard from yet
         self._resume = self.create_client(SetBool, f'/{SIM}/pause')
@@ -122,6 +136,7 @@ class Recorder(Node):
     def _on_diagnostics(self, msg, info):
         self._waiting_for -= {s.name.split(':')[0] for s in msg.status}
         self.controller += [(info['source_timestamp'], s) for s in msg.status if s.name.startswith(f'{CONTROLLER}:')]
+        self.monitor += [(info['source_timestamp'], s) for s in msg.status if s.name.startswith(f'{FILTER}:')]
 
     def start_when_ready(self):
         """Unpause the sim once every node has been heard from, repeating until its first state arrives.
@@ -206,7 +221,20 @@ def summarize(args, spec: TaskSpec, rec: Recorder, ep: dict, settings: dict) -> 
             'share_below_threshold': float(np.mean(real < THRESHOLD)) if len(real) else None,
         },
         'prediction': {'pairs': len(errors), 'one_step_error_mean': float(np.mean(errors)) if errors else None},
+        'monitor': monitor_readings(rec),
     }
+
+
+def monitor_readings(rec: Recorder) -> dict:
+    """The gap monitor's view of the episode: did it warn, from which real transition on, and its last means."""
+    reports = [{kv.key: kv.value for kv in status.values} for _, status in rec.monitor]
+    warned = [r for r in reports if r.get('gap_warning') == 'True']
+    last = reports[-1] if reports else {}
+    return {'warned': bool(warned),
+            'first_warning_at_transition': int(warned[0]['transitions']) if warned else None,
+            'signals': sorted({name for r in warned for name in r['gap_signals'].split()}),
+            'final_means': {k: float(last[k]) for k in ('real_score_mean', 'one_step_error_mean', 'disagreement_mean')
+                            if k in last}}
 
 
 def plot(path: Path, spec: TaskSpec, ep: dict, title: str) -> None:
@@ -264,6 +292,11 @@ def report(s: dict, params: Path, png: Path, summary: Path) -> None:
               f"below {r['threshold']} over {r['transitions']} real transitions")
     else:
         print('  consistency r_D  no real transition was scored')
+    m = s['monitor']
+    means = ', '.join(f'{k.removesuffix("_mean")} {v:.3f}' for k, v in m['final_means'].items())
+    print(f"  gap monitor      " + (f"WARNED from real transition {m['first_warning_at_transition']} on "
+                                    f"({', '.join(m['signals'])})" if m['warned'] else 'no warning')
+          + (f'; window means at the end: {means}' if means else ''))
     if s['prediction']['pairs']:
         print(f"  one-step error   {s['prediction']['one_step_error_mean']:.4f} (filter's prediction vs the next "
               f"state, Euclidean, over {s['prediction']['pairs']} steps)")
@@ -278,15 +311,16 @@ def main(argv=None) -> int:
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     spec = load_task_spec(args.task)
     params = PARAMS_DIR / f'demo_{args.task}.yaml'
-    settings = file_params(params, CONTROLLER)
+    settings = {**file_params(params, CONTROLLER), **args.controller}
     model = {'bundle': str(args.bundle.resolve())} if args.bundle else {}
     overrides = {
         # Paused: the recorder starts the episode once every node is listening.
-        SIM: {'mode': args.mode, 'variant': args.variant, 'episode_length': args.steps, 'start_paused': True},
+        SIM: {'mode': args.mode, 'variant': args.variant, 'episode_length': args.steps, 'start_paused': True,
+              'seed': args.seed},
         # The report takes the controller's figures from its first diagnostics after the episode:
         # frequent ones count few plans of the next, and the latency window spans one episode.
         CONTROLLER: {'lockstep': args.mode == 'lockstep', 'latency_window': args.steps + 1,
-                     'diagnostics_period': 0.25, **model},
+                     'diagnostics_period': 0.25, **model, **args.controller},
         'morec_dynamics': model, 'morec_filter': model,
     }
     command_topic = {**file_params(PARAMS_DIR / 'stack.yaml', '/**'), **file_params(params, '/**')}['command_topic']

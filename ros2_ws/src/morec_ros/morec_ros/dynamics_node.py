@@ -62,23 +62,24 @@ class DynamicsNode(Node):
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f'{self._hardware_id}: candidates for every command on {command_topic}')
 
-    def _on_command(self, msg):
+    def _on_command(self, msg, info):
         command = self._check.command(msg)
-        if command is None or self._transitions.latest is None:
+        state = self._transitions.applies_to(info['source_timestamp'])
+        if command is None or state is None:
             return
-        obs, act = self._transitions.latest[0][None], command[None]
+        obs, act = state[None], command[None]
         candidates, _ = self._model.candidates(obs, act, self._rng)
         self._cand_pub.publish(matrix(candidates[0, :, :-1], ('candidates', 'state')))  # drop the reward column
         predicted = self._model.step(obs, act, self._rng).next_obs[0]
-        self._transitions.command(command, predicted)
+        self._record_errors(self._transitions.command(command, info['source_timestamp'], predicted))
 
-    def _on_state(self, msg):
+    def _on_state(self, msg, info):
         checked = self._check.state(msg)
-        if checked is None:
-            return
-        done = self._transitions.state(*checked)
-        if done is not None:
-            _, _, predicted, actual = done
+        if checked is not None:
+            self._record_errors(self._transitions.state(*checked, info['source_timestamp']))
+
+    def _record_errors(self, transitions):
+        for _, _, predicted, actual in transitions:
             error = float(np.linalg.norm(predicted - actual))
             self._errors.append(error)
             self._error_pub.publish(Float64(data=error))

@@ -93,23 +93,24 @@ class FilterNode(Node):
         self.get_logger().info(f'{self._hardware_id}: {self._reward.meta["snapshots"]} r_D snapshots; monitor WARN '
                                f'while {rules} over {window} transitions ({source})')
 
-    def _on_command(self, msg):
+    def _on_command(self, msg, info):
         command = self._check.command(msg)
-        if command is None or self._transitions.latest is None:
+        obs = self._transitions.applies_to(info['source_timestamp'])
+        if command is None or obs is None:
             return
-        step = self._model.step(self._transitions.latest[0][None], command[None], self._rng)
-        self._transitions.command(command)
+        step = self._model.step(obs[None], command[None], self._rng)
         self._selected.append(float(step.score[0]))
         self._pred_pub.publish(Float64MultiArray(data=step.next_obs[0].astype(np.float64).tolist()))
         self._score_pub.publish(Float64MultiArray(data=[float(step.score[0]), self._last_real]))
+        self._monitor_real(self._transitions.command(command, info['source_timestamp']))
 
-    def _on_state(self, msg):
+    def _on_state(self, msg, info):
         checked = self._check.state(msg)
-        if checked is None:
-            return
-        done = self._transitions.state(*checked)
-        if done is not None:
-            obs, act, _, next_obs = done
+        if checked is not None:
+            self._monitor_real(self._transitions.state(*checked, info['source_timestamp']))
+
+    def _monitor_real(self, transitions):
+        for obs, act, _, next_obs in transitions:
             signals = transition_signals(self._dynamics, self._reward, self._obs_scale, obs[None], act[None],
                                          next_obs[None])
             self._last_real = float(signals['dynamics_reward'][0])
