@@ -39,11 +39,11 @@ def localhost_only(monkeypatch):
 class SimProcess:
     """`python -m morec_ros.sim_node` in lockstep on InvertedPendulum, plus a client node in the same domain."""
 
-    def __init__(self, tmp_path, domain, seed, variant):
+    def __init__(self, tmp_path, domain, seed, variant, params=()):
         self.log = tmp_path / f"sim_{domain}.log"
         args = [sys.executable, "-m", "morec_ros.sim_node", "--ros-args",
                 "-p", "task:=inverted_pendulum", "-p", f"variant:={variant}", "-p", "mode:=lockstep",
-                "-p", f"seed:={seed}", "-p", "diagnostics_period:=0.2"]
+                "-p", f"seed:={seed}", "-p", "diagnostics_period:=0.2", *(a for p in params for a in ("-p", p))]
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                          env=dict(os.environ, ROS_DOMAIN_ID=str(domain)))
@@ -99,8 +99,8 @@ class SimProcess:
 def sim(tmp_path):
     started = []
 
-    def start(domain, seed=0, variant="nominal"):
-        process = SimProcess(tmp_path, domain, seed, variant)
+    def start(domain, seed=0, variant="nominal", params=()):
+        process = SimProcess(tmp_path, domain, seed, variant, params)
         started.append(process)
         process.start()
         return process
@@ -163,6 +163,17 @@ def test_lockstep_runs_are_deterministic_and_follow_the_commands(sim):
         steps = np.diff(stamps) // 40_000_000  # 0.04 s control period; the reset after the end takes none
         assert sorted(steps.tolist()) == [0] + [1] * (len(COMMANDS) - 1)
     np.testing.assert_array_equal(positions(runs[0].states[-1]), positions(runs[1].states[-1]))
+
+
+def test_paced_lockstep_never_runs_faster_than_its_real_time_factor(sim):
+    # At twice real time a 0.04 s period allows a step every 0.02 s, however fast the commands come.
+    s = sim(domain_id(4), seed=1, params=["lockstep_paced:=true", "real_time_factor:=2.0"])
+    s.command([0.0])
+    start = time.monotonic()
+    for _ in range(10):
+        s.command([0.0])  # still exactly one state per command
+    assert time.monotonic() - start >= 10 * 0.02 - 0.005
+    assert s.stop() == 0, s.log.read_text()
 
 
 def last_values(s):

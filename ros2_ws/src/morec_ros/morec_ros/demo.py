@@ -315,8 +315,9 @@ def main(argv=None) -> int:
     model = {'bundle': str(args.bundle.resolve())} if args.bundle else {}
     overrides = {
         # Paused: the recorder starts the episode once every node is listening.
+        # Paced: a controller faster than real time (a policy) must not outrun the dynamics and filter nodes.
         SIM: {'mode': args.mode, 'variant': args.variant, 'episode_length': args.steps, 'start_paused': True,
-              'seed': args.seed},
+              'seed': args.seed, 'lockstep_paced': True},
         # The report takes the controller's figures from its first diagnostics after the episode:
         # frequent ones count few plans of the next, and the latency window spans one episode.
         CONTROLLER: {'lockstep': args.mode == 'lockstep', 'latency_window': args.steps + 1,

@@ -3,12 +3,15 @@
 Publishes /joint_states (MJCF joint names, stamped with sim time) and /clock; takes commands as a
 forward_command_controller does: Float64MultiArray, one value per actuator in model order.
 'realtime' steps on a wall timer and holds the latest command; 'lockstep' advances one control
-period per command, so a controller slower than real time still sees the dynamics it would at speed.
+period per command, so a controller slower than real time still sees the dynamics it would at speed;
+with lockstep_paced it never runs faster than real_time_factor x real time either, so that nodes
+watching the loop (dynamics, filter, recorders) get the control period a real robot would give them.
 With start_paused the robot stays silent (no state, no steps) until ~/pause is called with false, so
 a bringup can start the first episode once every node is listening.
 """
 
 import sys
+import time
 from collections import Counter
 
 import numpy as np
@@ -49,7 +52,9 @@ class SimNode(Node):
         task = self._param('task', 'halfcheetah', 'task name, Gymnasium id or path of a spec YAML (sim/)')
         variant_name = self._param('variant', 'nominal', 'robot variant from the task spec')
         self._mode = self._param('mode', 'realtime', "'realtime': wall-clock timer; 'lockstep': one step per command")
-        real_time_factor = self._param('real_time_factor', 1.0, 'realtime mode: sim seconds per wall second')
+        real_time_factor = self._param('real_time_factor', 1.0, 'realtime mode: sim seconds per wall second; '
+                                                                'lockstep_paced: the most it may reach')
+        self._paced = self._param('lockstep_paced', False, 'lockstep: never faster than real_time_factor')
         command_topic = self._param('command_topic', '/effort_controller/commands', 'Float64MultiArray commands')
         self._publish_clock = self._param('publish_clock', True, 'publish /clock for nodes with use_sim_time')
         seed = self._param('seed', 0, 'seed of the first episode and of the sensor noise')
@@ -71,6 +76,9 @@ class SimNode(Node):
 
         self._robot = SimulatedRobot(spec, variant, seed, episode_length)
         self._period_ns = round(spec.control_period * 1e9)
+        self._min_wall_period = spec.control_period / real_time_factor
+        self._next_step = 0.0  # lockstep_paced: the steady time before which no step is taken
+        self._pending_step = None  # lockstep_paced: the one-shot timer of a step that waits for its time
         self._command = np.zeros(spec.action_dim)
         self._paused = start_paused
         # Silent until started: a controller that has never seen a state waits without its watchdog firing.
@@ -122,7 +130,17 @@ class SimNode(Node):
         self._received += 1
         self._clipped += bool(np.any(command < spec.action_low) or np.any(command > spec.action_high))
         self._command = command
-        if self._mode == 'lockstep' and not self._paused:
+        if self._mode == 'lockstep' and not self._paused and self._pending_step is None:
+            wait = self._next_step - time.monotonic() if self._paced else 0.0
+            if wait > 0:  # the step runs at its time, with the latest command by then
+                self._pending_step = self.create_timer(wait, self._paced_step)
+            else:
+                self._advance()
+
+    def _paced_step(self):
+        self.destroy_timer(self._pending_step)
+        self._pending_step = None
+        if not self._paused:
             self._advance()
 
     def _on_tick(self):
@@ -131,6 +149,7 @@ class SimNode(Node):
 
     def _advance(self):
         """One control period; the tick after an episode ends starts the next one instead."""
+        self._next_step = time.monotonic() + self._min_wall_period
         if self._robot.done:
             self._robot.reset()
         else:

@@ -1,0 +1,121 @@
+"""Closed-loop results over ROS 2: each controller configuration drives the simulated robot for whole episodes.
+
+    .venv/bin/python bench/closed_loop.py [--seeds 0 1] [--variants nominal real] [--steps 1000] [--only NAME ...]
+
+Every run is one `morec_demo` episode: sim, dynamics, filter and controller nodes as separate processes
+over DDS, in lockstep (the sim waits for each command), so the return is what the controller earns at
+its settings whatever the machine's speed; the planner latency it reports is measured all the same.
+The configurations share the planner settings of launch/params/demo_halfcheetah.yaml and differ in one
+thing each: the filter, the behaviour-policy prior, or the model (the learned ensemble vs MuJoCo itself,
+the upper bound); the behaviour policy alone is the data's own level. Finished runs are kept under
+artifacts/bench/closed_loop/ and skipped when the script runs again, so it can be stopped and resumed.
+Prints a table and writes artifacts/bench/closed_loop/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "artifacts" / "bench" / "closed_loop"
+POLICY = "models/behavior/halfcheetah/sac_50000.onnx"  # the behaviour policy of the shipped bundle's data
+
+# name -> controller parameter overrides on top of demo_halfcheetah.yaml (filtered MPPI around the prior).
+CONFIGS = {
+    "filtered MPC + prior": {},
+    "unfiltered MPC + prior": {"filtered": False},
+    "MuJoCo MPC + prior": {"model": "mujoco"},
+    "behaviour policy": {"mode": "policy", "policy": POLICY},
+    "filtered MPC": {"prior_policy": ""},
+    "unfiltered MPC": {"filtered": False, "prior_policy": ""},
+}
+
+
+def run_dir(name: str, variant: str, seed: int) -> Path:
+    return OUT / name.replace(" ", "_").replace("+", "with") / f"{variant}_seed{seed}"
+
+
+def run_one(name: str, variant: str, seed: int, steps: int, domain: int) -> dict | None:
+    """One episode; its summary JSON (None when the demo failed: its output is kept in demo.log)."""
+    out = run_dir(name, variant, seed)
+    summary = out / f"halfcheetah_{variant}_lockstep.json"
+    if summary.exists():
+        return json.loads(summary.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    overrides = [f"{k}={json.dumps(v)}" for k, v in CONFIGS[name].items()]  # JSON is YAML: "" stays a string
+    cmd = [str(Path(sys.executable).parent / "morec_demo"), "--task", "halfcheetah", "--steps", str(steps),
+           "--variant", variant, "--seed", str(seed), "--domain-id", str(domain), "--out", str(out),
+           "--timeout", "3600", *(["--controller", *overrides] if overrides else [])]
+    start = time.time()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST"))
+    (out / "demo.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0 or not summary.exists():
+        print(f"  FAILED ({proc.returncode}); see {out / 'demo.log'}", flush=True)
+        return None
+    result = json.loads(summary.read_text())
+    print(f"  return {result['episode_return']:.1f} over {result['steps']} steps, "
+          f"p50 {result['control']['latency_p50_ms']:.0f} ms ({time.time() - start:.0f} s)", flush=True)
+    return result
+
+
+def aggregate(runs: list[dict]) -> dict:
+    returns = np.array([r["episode_return"] for r in runs])
+    scores = np.array([r["normalized_score"] for r in runs], dtype=float)
+    monitor = [r.get("monitor", {}) for r in runs]
+    return {"episodes": len(runs), "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+            "score_mean": float(scores.mean()), "score_std": float(scores.std()),
+            "latency_p50_ms": float(np.median([r["control"]["latency_p50_ms"] for r in runs])),
+            "latency_p99_ms": float(np.median([r["control"]["latency_p99_ms"] for r in runs])),
+            "r_d_real_mean": float(np.nanmean([r["consistency"]["mean"] or np.nan for r in runs])),
+            "monitor_warned": float(np.mean([m.get("warned", False) for m in monitor])),
+            "monitor_first_warning": [m.get("first_warning_at_transition") for m in monitor],
+            "monitor_signals": sorted({s for m in monitor for s in m.get("signals", [])})}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--variants", nargs="+", default=["nominal", "real"])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--only", nargs="+", choices=list(CONFIGS), metavar="NAME", help="run only these configs")
+    args = parser.parse_args()
+    names = args.only or list(CONFIGS)
+    results, domain = {}, 150
+    # Seed by seed, so that a stopped run still has every configuration on the first seeds.
+    for seed in args.seeds:
+        for variant in args.variants:
+            for name in names:
+                print(f"[closed_loop] {name}, {variant} robot, seed {seed}", flush=True)
+                domain = 150 + (domain - 149) % 80  # a fresh DDS domain per run
+                result = run_one(name, variant, seed, args.steps, domain)
+                if result is not None:
+                    results.setdefault(name, {}).setdefault(variant, []).append(result)
+    table = {name: {variant: aggregate(runs) for variant, runs in by_variant.items()}
+             for name, by_variant in results.items()}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps({"steps": args.steps, "seeds": args.seeds, "configs": CONFIGS,
+                                                  "results": table}, indent=2))
+    print("\n| controller | robot | episodes | return | D4RL score | planner p50 / p99 ms | r_D of real transitions "
+          "| monitor warned |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, by_variant in table.items():
+        for variant, a in by_variant.items():
+            signals = f" ({', '.join(a['monitor_signals'])})" if a["monitor_signals"] else ""
+            print(f"| {name} | {variant} | {a['episodes']} | {a['return_mean']:.0f} ± {a['return_std']:.0f} "
+                  f"| {a['score_mean']:.1f} ± {a['score_std']:.1f} | {a['latency_p50_ms']:.0f} / "
+                  f"{a['latency_p99_ms']:.0f} | {a['r_d_real_mean']:.3f} | {a['monitor_warned']:.0%}{signals} |")
+    print(f"\nwrote {OUT / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
