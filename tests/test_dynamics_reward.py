@@ -95,3 +95,21 @@ def test_thinning_keeps_the_newest_snapshot_and_spreads_the_rest():
     torch.testing.assert_close(full.thin(3)(obs, act, cands), full.select([0, 4, 8])(obs, act, cands))
     torch.testing.assert_close(full.thin(1)(obs, act, cands), full.select([8])(obs, act, cands))
     assert full.thin(20) is full
+
+
+def test_distilled_reward_scores_like_its_snapshot_history_with_one_snapshot(tiny_reward, tiny_ensemble,
+                                                                             pendulum_data, pendulum_eval_data, rng):
+    from morec.dynamics_reward import DistillConfig, distill_dynamics_reward
+
+    assert tiny_reward.num_snapshots > 1
+    student = distill_dynamics_reward(tiny_reward, pendulum_data, tiny_ensemble, DistillConfig(steps=300, batch_size=128),
+                                      progress=False)
+    assert student.num_snapshots == 1
+    # Held-out pairs, with the candidates the filter would score for them.
+    model = FilteredDynamics(TorchDynamics(tiny_ensemble), TorchReward(tiny_reward), FilterConfig())
+    obs, act = pendulum_eval_data.observations[:500], pendulum_eval_data.actions[:500]
+    cands = model.candidates(obs, act, rng)[0][..., :-1]
+    teacher_r, student_r = (TorchReward(m).score(obs, act, cands) for m in (tiny_reward, student))
+    assert np.abs(student_r - teacher_r).mean() < 0.1 * teacher_r.std() + 0.02
+    assert np.corrcoef(student_r.ravel(), teacher_r.ravel())[0, 1] > 0.9
+    assert 0.31 <= student_r.min() and student_r.max() <= 1.32

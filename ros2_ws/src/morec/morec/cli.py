@@ -4,6 +4,7 @@
     morec collect          write an offline dataset from a behaviour policy
     morec train-dynamics   fit the probabilistic ensemble
     morec train-reward     learn the MOREC dynamics reward
+    morec distill-reward   one discriminator in place of the snapshot history (one snapshot's scoring cost)
     morec export           export both to ONNX (with a parity check)
     morec export-policy    export a SAC behaviour policy to ONNX for the controller's policy mode
     morec diagnose         does the filter help? error curves, rank correlation, AUC (JSON + PNG)
@@ -147,6 +148,33 @@ def cmd_train_reward(args) -> int:
     return 0
 
 
+def cmd_distill_reward(args) -> int:
+    import shutil
+
+    import torch
+
+    from .bundle import ENSEMBLE_PT, REWARD_PT, read_card, update_card
+    from .dataset import Dataset
+    from .dynamics_reward import DistillConfig, DynamicsReward, distill_dynamics_reward
+    from .ensemble import EnsembleDynamics
+
+    torch.set_num_threads(args.threads)
+    source, out = Path(args.bundle), Path(args.out)
+    teacher = DynamicsReward.load(source / REWARD_PT)
+    ensemble = EnsembleDynamics.load(source / ENSEMBLE_PT)
+    cfg = apply_overrides(DistillConfig(seed=args.seed), args.set)
+    out.mkdir(parents=True, exist_ok=True)
+    student = distill_dynamics_reward(teacher, Dataset.load(args.data), ensemble, cfg, log_csv=out / "distill_log.csv")
+    shutil.copy2(source / ENSEMBLE_PT, out / ENSEMBLE_PT)
+    student.save(out / REWARD_PT)
+    if "ensemble" in read_card(source):
+        update_card(out, "ensemble", read_card(source)["ensemble"])
+    update_card(out, "dynamics_reward", {"distilled_from": str(source / REWARD_PT), "data": str(args.data),
+                                         "command": args.command_line, **student.metadata})
+    print(f"saved {out / REWARD_PT}: one discriminator distilled from {teacher.num_snapshots} snapshots")
+    return 0
+
+
 def cmd_export(args) -> int:
     from .bundle import ENSEMBLE_ONNX, ENSEMBLE_PT, REWARD_ONNX, REWARD_PT, update_card
     from .dynamics_reward import DynamicsReward
@@ -281,6 +309,15 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
         p.add_argument("--set", nargs="*", help=f"{cfg_name} overrides key=value")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("distill-reward", help="one discriminator that scores like the whole snapshot history")
+    p.add_argument("--bundle", required=True, help="bundle with ensemble.pt and dynamics_reward.pt (the teacher)")
+    p.add_argument("--data", required=True, help="the training data of the bundle")
+    p.add_argument("--out", required=True, help="new bundle directory (ensemble copied, distilled reward)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--set", nargs="*", help="DistillConfig overrides key=value")
+    p.set_defaults(func=cmd_distill_reward)
 
     p = sub.add_parser("export", help="export a bundle's models to ONNX")
     p.add_argument("--bundle", required=True)

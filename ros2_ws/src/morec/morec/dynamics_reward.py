@@ -246,6 +246,67 @@ def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: Reward
     return reward
 
 
+@dataclass
+class DistillConfig:
+    steps: int = 3000
+    batch_size: int = 256
+    lr: float = 1e-3
+    samples_per_elite: int = 2  # candidates per data pair, drawn as the filter draws them (FilterConfig)
+    clip: float = 25.0  # the filter's candidate clip
+    seed: int = 0
+
+
+def distill_dynamics_reward(teacher: DynamicsReward, data: Dataset, ensemble: EnsembleDynamics,
+                            cfg: DistillConfig = DistillConfig(), log_csv: str | Path | None = None,
+                            progress: bool = True) -> DynamicsReward:
+    """One discriminator that scores like the whole snapshot history, at the cost of one snapshot.
+
+    The teacher's r_D is -log(1 - p) with p the snapshots' mean probability, which lies in
+    [sigmoid(-1), sigmoid(1)]. A single snapshot calibrated with learner value -1 and expert value 1
+    gives -log(1 - sigmoid(clip(logit, -1, 1))): the same r_D when its logit is logit(p). The student
+    (the teacher's architecture and input scaling) is regressed onto that target on data transitions
+    and on the candidates the filter scores: samples of the ensemble's elites at the same (s, a).
+    """
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    student = DynamicsReward(teacher.obs_dim, teacher.act_dim, 1)
+    student.disc.obs_scaler.load_state_dict(teacher.disc.obs_scaler.state_dict())
+    student.disc.act_scaler.load_state_dict(teacher.disc.act_scaler.state_dict())
+    student.expert_value.fill_(1.0)
+    student.learner_value.fill_(-1.0)
+    obs, act, nxt = (torch.from_numpy(x) for x in (data.observations, data.actions, data.next_observations))
+    elites = ensemble.elites
+    opt = torch.optim.Adam(student.disc.parameters(), lr=cfg.lr)
+    log = CsvLog(log_csv, ["step", "mse_logit", "r_d_abs_error"])
+    teacher.eval()
+    start = time.time()
+    for step in tqdm(range(1, cfg.steps + 1), desc="distil dynamics reward", disable=not progress, mininterval=2):
+        idx = torch.from_numpy(rng.integers(0, len(data), cfg.batch_size))
+        s, a = obs[idx], act[idx]
+        with torch.no_grad():
+            mean, std = ensemble.predict(s, a)
+            mu, sd = mean[elites, :, : data.obs_dim], std[elites, :, : data.obs_dim]  # [E, B, S]
+            draws = mu.unsqueeze(1) + sd.unsqueeze(1) * torch.randn(len(elites), cfg.samples_per_elite, *mu.shape[1:])
+            cands = torch.cat([nxt[idx].unsqueeze(1), draws.flatten(0, 1).transpose(0, 1)], dim=1)
+            cands = cands.clamp(-cfg.clip, cfg.clip)
+            target_r = teacher(s, a, cands)
+            p = (1.0 - torch.exp(-target_r)).clamp(torch.sigmoid(torch.tensor(-1.0)), torch.sigmoid(torch.tensor(1.0)))
+            target = torch.logit(p)
+        logit = student.disc(s, a, cands)[0]
+        loss = F.mse_loss(logit, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 100 == 0:
+            with torch.no_grad():
+                err = (student(s, a, cands) - target_r).abs().mean().item()
+            log.row([step, loss.item(), err])
+    student.metadata = {**teacher.metadata, "distilled_from_snapshots": teacher.num_snapshots,
+                        "distill_config": asdict(cfg), "distill_seconds": round(time.time() - start, 1),
+                        "snapshots_used": 1}
+    return student.eval()
+
+
 @torch.no_grad()
 def _snapshot(disc: Discriminator, sampler: EnsembleDynamics, elites: torch.Tensor | None,
               obs, act, nxt, rng: np.random.Generator) -> dict:
