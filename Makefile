@@ -29,11 +29,16 @@ $(BENCH_STAMP): requirements-bench.txt $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	touch $(BENCH_STAMP)
 
-# The planner speed benchmark (a few minutes), then the dynamics-reward benchmark (about an hour on 2 cores);
-# results under artifacts/bench/.
+# Every figure in the README, results under artifacts/bench/ (hours on 2 cores): planner speed (minutes),
+# the gap monitor (minutes), the closed loop over ROS 2 (about an hour), the dynamics-reward benchmark
+# and its ablations (about two hours).
 bench: setup $(BENCH_STAMP)
 	$(PY) bench/planner_speed.py
-	bash bench/halfcheetah_reward.sh
+	$(VENV)/bin/morec monitor --bundle models/halfcheetah --task halfcheetah \
+	  --policy models/behavior/halfcheetah/sac_50000.zip --variants real heavy slippery weak noisy delayed \
+	  --episodes 10 --steps 1000 --window 50 --out artifacts/bench/monitor/halfcheetah.json
+	$(PY) bench/closed_loop.py
+	bash bench/reward_ablation.sh
 
 clean-venv:
 	rm -rf $(VENV)

@@ -3,6 +3,7 @@
 # to the diagnostics report. About 1 h on 2 cores; results in artifacts/bench/halfcheetah/.
 #   bash bench/halfcheetah_reward.sh            # the default configuration
 #   EXTRA="noise_negatives=0.5" NAME=noise bash bench/halfcheetah_reward.sh   # an ablation (reuses data + ensemble)
+#   DISTILL_FROM=default NAME=distilled bash bench/halfcheetah_reward.sh      # one net distilled from a run's snapshots
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MOREC="${MOREC:-.venv/bin/python -m morec.cli}"
@@ -21,9 +22,14 @@ mkdir -p "$OUT"
   --threads "$THREADS" --set max_minutes=30
 
 BUNDLE=$OUT/reward_$NAME
-mkdir -p "$BUNDLE"
-cp $OUT/ensemble/ensemble.pt $OUT/ensemble/card.json "$BUNDLE/"
-$MOREC train-reward --data $OUT/medium.npz --bundle "$BUNDLE" --threads "$THREADS" ${EXTRA:+--set $EXTRA}
+if [ -n "${DISTILL_FROM:-}" ]; then
+  $MOREC distill-reward --bundle $OUT/reward_$DISTILL_FROM --data $OUT/medium.npz --out "$BUNDLE" \
+    --threads "$THREADS" ${EXTRA:+--set $EXTRA}
+else
+  mkdir -p "$BUNDLE"
+  cp $OUT/ensemble/ensemble.pt $OUT/ensemble/card.json "$BUNDLE/"
+  $MOREC train-reward --data $OUT/medium.npz --bundle "$BUNDLE" --threads "$THREADS" ${EXTRA:+--set $EXTRA}
+fi
 $MOREC export --bundle "$BUNDLE"
 # Evaluation data: held-out medium episodes, the best shipped checkpoint ("expert"), uniform random actions.
 [ -f $OUT/medium_eval.npz ] || $MOREC collect --task halfcheetah --level medium --checkpoint sac_50000.zip \

@@ -1,6 +1,6 @@
 """Speed of the planning stack on a shipped bundle: model steps, the filter's cost, planner latency, a peer.
 
-    .venv/bin/python bench/planner_speed.py [--threads N] [--out PATH]     (`make bench` runs it first)
+    .venv/bin/python bench/planner_speed.py [--threads N] [--bundle DIR] [--out PATH]   (`make bench` runs it first)
 
 Everything is measured in one run, so the ratios (achieved GFLOP/s against the matmul peak, filtered
 against unfiltered, ours against pytorch-mppi) hold even when the absolute numbers drift with the load
@@ -409,9 +409,12 @@ def run(s: Settings) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=Settings.threads, help="torch and ONNX Runtime threads")
+    parser.add_argument("--bundle", type=Path, default=Settings.bundle, help="bundle with the two ONNX graphs")
+    parser.add_argument("--checkpoints", type=Path, default=Settings.checkpoints,
+                        help="directory with the bundle's torch checkpoints, for the torch rows (optional)")
     parser.add_argument("--out", type=Path, default=Settings.out, help="JSON results")
     args = parser.parse_args()
-    s = Settings(threads=args.threads, out=args.out)
+    s = Settings(threads=args.threads, bundle=args.bundle, checkpoints=args.checkpoints, out=args.out)
     start = time.time()
     print(report(run(s)))
     print(f"\nwrote {s.out} ({time.time() - start:.0f} s)")

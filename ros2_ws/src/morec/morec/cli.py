@@ -251,7 +251,8 @@ def cmd_monitor(args) -> int:
                                          task.control_period) for i, variant in enumerate(args.variants)}
     report = {"task": task.env_id, "bundle": str(bundle), "policy": args.policy, "episodes_per_set": args.episodes,
               "steps": args.steps, "seed": args.seed, "calibration": dataclasses.asdict(calibration),
-              "variants": {v: str(task.variant(v)) for v in args.variants}, "evaluation": results,
+              "variants": {v: str(task.variant(v)) for v in args.variants}, "alarm_on": monitor.DEFAULT_ALARM_ON,
+              "evaluation": results,
               "command": args.command_line}
     if args.out:
         write_json(Path(args.out), report)

@@ -248,7 +248,7 @@ def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: Reward
 
 @dataclass
 class DistillConfig:
-    steps: int = 3000
+    steps: int = 2000
     batch_size: int = 256
     lr: float = 1e-3
     samples_per_elite: int = 2  # candidates per data pair, drawn as the filter draws them (FilterConfig)

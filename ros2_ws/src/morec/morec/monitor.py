@@ -27,6 +27,9 @@ from .rollout import DynamicsBackend, FilterConfig, FilteredDynamics, RewardBack
 # Which way each signal goes when the model stops describing the robot.
 HIGH_IS_BAD = {"dynamics_reward": False, "one_step_error": True, "disagreement": True}
 SIGNALS = tuple(HIGH_IS_BAD)
+# What the filter node alarms on by default: the ensemble's disagreement also rises in unfamiliar but
+# correctly modelled states, and raised false alarms on held-out nominal runs (README, gap monitor).
+DEFAULT_ALARM_ON = ("dynamics_reward", "one_step_error")
 
 
 def transition_signals(dynamics: DynamicsBackend, reward: RewardBackend | None, obs_scale: np.ndarray,
@@ -113,29 +116,31 @@ def calibrate(episodes: list[dict[str, np.ndarray]], window: int, margin: float 
     return Calibration(window, margin, thresholds, stats)
 
 
-def first_alarm(series: dict[str, np.ndarray], thresholds: dict[str, float], window: int) -> dict[str, int | None]:
-    """The transition count at which each signal (and 'any' of them) first alarms, None if never."""
+def first_alarm(series: dict[str, np.ndarray], thresholds: dict[str, float], window: int,
+                alarm_on: tuple[str, ...] = DEFAULT_ALARM_ON) -> dict[str, int | None]:
+    """The transition count at which each signal first alarms, None if never; 'any' is the first of
+    the `alarm_on` signals, the monitor's rule."""
     out = {}
     for name, limit in thresholds.items():
         means = window_means(series[name], window)
         hits = np.flatnonzero(means > limit if HIGH_IS_BAD[name] else means < limit)
         out[name] = int(hits[0]) + window if len(hits) else None
-    found = [t for t in out.values() if t is not None]
+    found = [out[name] for name in alarm_on if out.get(name) is not None]
     out["any"] = min(found) if found else None
     return out
 
 
 def evaluate(nominal: list[dict[str, np.ndarray]], perturbed: list[dict[str, np.ndarray]],
-             calibration: Calibration, control_period: float) -> dict:
-    """Detection rate, false alarms and time to detect, per signal and for 'any' signal alarming.
+             calibration: Calibration, control_period: float, alarm_on: tuple[str, ...] = DEFAULT_ALARM_ON) -> dict:
+    """Detection rate, false alarms and time to detect, per signal and for 'any' of the `alarm_on` signals.
 
     `nominal` must be held out from the calibration. Every episode starts on its robot, so time to
     detect counts from the first transition; it cannot be shorter than one window.
     """
     thresholds, window = calibration.thresholds, calibration.window
     names = [*thresholds, "any"]
-    nominal_first = [first_alarm(ep, thresholds, window) for ep in nominal]
-    perturbed_first = [first_alarm(ep, thresholds, window) for ep in perturbed]
+    nominal_first = [first_alarm(ep, thresholds, window, alarm_on) for ep in nominal]
+    perturbed_first = [first_alarm(ep, thresholds, window, alarm_on) for ep in perturbed]
     report = {}
     for name in names:
         detect = [f[name] for f in perturbed_first]

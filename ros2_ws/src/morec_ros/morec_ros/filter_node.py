@@ -21,7 +21,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from morec.bundle import read_card
-from morec.monitor import SIGNALS, GapMonitor, transition_signals
+from morec.monitor import DEFAULT_ALARM_ON, SIGNALS, GapMonitor, transition_signals
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.task_spec import load_task_spec
 from morec_ros.common import (MONITOR_QOS, InputCheck, Transitions, bundle_dir, declare, diagnostics,
@@ -47,7 +47,7 @@ class FilterNode(Node):
         # The monitor's defaults: the bundle's calibration when it has one.
         calibrated = read_card(path).get('monitor', {}).get('calibration', {})
         limits = calibrated.get('thresholds', {})
-        signals = declare(self, 'monitor_signals', ['dynamics_reward', 'one_step_error'],
+        signals = declare(self, 'monitor_signals', list(DEFAULT_ALARM_ON),
                           f'signals that raise the gap warning, of {SIGNALS}')
         window = declare(self, 'monitor_window', calibrated.get('window', 50), 'real transitions the monitor averages')
         thresholds = {

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Ablations of the dynamics reward (docs/dynamics_reward.md): each variant changes one choice of the
+# default run and is measured with the same diagnostics on the same data and ensemble (seed 0).
+# Runs the default first when it is missing (bench/halfcheetah_reward.sh, about 1 h); then about
+# 15 minutes per variant on 2 cores. Finished variants are skipped. Tables: bench/summarize_reward.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=artifacts/bench/halfcheetah
+[ -f $OUT/reward_default/report.json ] || bash bench/halfcheetah_reward.sh
+
+# name : RewardConfig (or DistillConfig) overrides
+VARIANTS=(
+  "noise:noise_negatives=0.5"                  # half the negatives are data with noise on s'
+  "anchor10:gen_nll_coef=10.0"                 # a generator held 10x closer to the data
+  "calibrate_generator:calibrate_on=generator" # the literal calibration on the generator's samples
+)
+[ -f $OUT/reward_distilled/report.json ] || DISTILL_FROM=default NAME=distilled SWEEP=1 bash bench/halfcheetah_reward.sh
+for variant in "${VARIANTS[@]}"; do
+  name=${variant%%:*}
+  [ -f $OUT/reward_$name/report.json ] || NAME=$name EXTRA=${variant#*:} SWEEP=1 bash bench/halfcheetah_reward.sh
+done
+.venv/bin/python bench/summarize_reward.py $OUT
