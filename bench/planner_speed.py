@@ -31,7 +31,7 @@ from morec.fileio import write_json
 from morec.nn import StackedMLP
 from morec.planners import make_planner
 from morec.rollout import FilterConfig, FilteredDynamics
-from morec.runtime import OnnxDynamics, OnnxReward
+from morec.runtime import OnnxDynamics, OnnxPolicy, OnnxReward
 from morec.task_spec import TaskSpec, load_task_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +51,8 @@ class Settings:
     # samples x horizon: the demo's settings (demo_halfcheetah.yaml), then "useful" budgets.
     budgets: tuple[tuple[int, int], ...] = ((100, 10), (400, 15), (400, 30))
     planners: tuple[str, ...] = ("mppi", "cem")
+    # The demo's MPPI plans around this policy (launch/params/demo_halfcheetah.yaml); None: no prior rows.
+    prior: Path | None = ROOT / "models" / "behavior" / "halfcheetah" / "sac_50000.onnx"
     peer_budgets: tuple[tuple[int, int], ...] = ((100, 10), (400, 30))
     warmup: int = 1
     min_repeats: int = 3
@@ -230,23 +232,29 @@ class CountingModel(FilteredDynamics):
 
 
 def planner_latency(m: Models, s: Settings, obs: np.ndarray, peak: float) -> list[dict]:
-    """Latency of plan() (warm-started, as the controller calls it) for each planner, budget and filter mode."""
+    """Latency of plan() (warm-started, as the controller calls it) for each planner, budget and filter mode,
+    and for MPPI around the prior policy as the demo runs it."""
     c = len(m.dynamics.elites) * FilterConfig.samples_per_elite
+    prior = OnnxPolicy(s.prior, m.task, "cpu", s.threads) if s.prior else None
+    runs = [(name, None) for name in s.planners] + ([("mppi", prior)] if prior else [])
     out = []
     for samples, horizon in s.budgets:
-        for name in s.planners:
+        for name, policy in runs:
             for filtered in (True, False):
                 cfg = FilterConfig(mode="filter" if filtered else "elite_mean")
                 model = CountingModel(m.dynamics, m.reward if filtered else None, cfg, is_terminal=m.task.is_terminal)
-                planner = make_planner(name, model, m.task, samples=samples, horizon=horizon, seed=s.seed)
+                planner = make_planner(name, model, m.task, prior=policy, samples=samples, horizon=horizon,
+                                       seed=s.seed)
                 t = timed(lambda: planner.plan(obs), s)
                 rows_per_plan = model.rows / (s.warmup + len(t))
-                full_rows = planner.cfg.iterations * samples * horizon + horizon  # + the plan's own rollout
+                # + the plan's own rollout, and the prior's
+                full_rows = planner.cfg.iterations * samples * horizon + horizon * (2 if policy else 1)
                 row_flops = ensemble_flops(m.ensemble_shape, 1)
                 if filtered:
                     row_flops += reward_flops(m.reward_shape, 1, c)
                 gflops = rows_per_plan * row_flops / float(np.mean(t)) / 1e9
-                out.append({"planner": name, "iterations": planner.cfg.iterations, "samples": samples,
+                out.append({"planner": name + (" + prior" if policy else ""),
+                            "iterations": planner.cfg.iterations, "samples": samples,
                             "horizon": horizon, "filtered": filtered, "plans": len(t),
                             "p50_ms": 1e3 * float(np.median(t)), "p99_ms": 1e3 * float(np.percentile(t, 99)),
                             "deadline_miss_rate": float(np.mean(t > m.task.control_period)),

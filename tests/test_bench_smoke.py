@@ -25,7 +25,7 @@ def tiny(speed, tmp_path, **overrides):
     settings = dict(task="inverted_pendulum", bundle=ROOT / "models" / "inverted_pendulum",
                     checkpoints=tmp_path / "none", out=tmp_path / "speed.json", matmul_size=64, matmul_threads=(1,),
                     batch=16, snapshots=(1, 2), budgets=((20, 3),), peer_budgets=(), warmup=0, min_repeats=2,
-                    seconds=0.0)
+                    seconds=0.0, prior=None)
     return speed.Settings(**{**settings, **overrides})
 
 def positive(value):
