@@ -1,10 +1,14 @@
 """Closed-loop results over ROS 2: each controller configuration drives the simulated robot for whole episodes.
 
     .venv/bin/python bench/closed_loop.py [--seeds 0 1] [--variants nominal real] [--steps 1000] [--only NAME ...]
+                                          [--mode lockstep|realtime] [--bundle DIR --tag NAME]
 
 Every run is one `morec_demo` episode: sim, dynamics, filter and controller nodes as separate processes
-over DDS, in lockstep (the sim waits for each command), so the return is what the controller earns at
-its settings whatever the machine's speed; the planner latency it reports is measured all the same.
+over DDS. In lockstep (the default) the sim waits for each command, so the return is what the
+controller earns at its settings whatever the machine's speed; the planner latency it reports is
+measured all the same. In realtime the sim runs on the wall clock and the controller commands every
+period from its latest plan while the planner thread works on the next: the return then also pays for
+the planner's latency on this machine.
 The configurations share the planner settings of launch/params/demo_halfcheetah.yaml and differ in one
 thing each: the filter, the behaviour-policy prior, or the model (the learned ensemble vs MuJoCo itself,
 the upper bound); the behaviour policy alone is the data's own level. Finished runs are kept under
@@ -39,21 +43,22 @@ CONFIGS = {
 }
 
 
-def run_dir(name: str, variant: str, seed: int) -> Path:
-    return OUT / name.replace(" ", "_").replace("+", "with") / f"{variant}_seed{seed}"
+def run_dir(out: Path, name: str, variant: str, seed: int) -> Path:
+    return out / name.replace(" ", "_").replace("+", "with") / f"{variant}_seed{seed}"
 
 
-def run_one(name: str, variant: str, seed: int, steps: int, domain: int) -> dict | None:
+def run_one(out: Path, name: str, variant: str, seed: int, args, domain: int) -> dict | None:
     """One episode; its summary JSON (None when the demo failed: its output is kept in demo.log)."""
-    out = run_dir(name, variant, seed)
-    summary = out / f"halfcheetah_{variant}_lockstep.json"
+    out = run_dir(out, name, variant, seed)
+    summary = out / f"halfcheetah_{variant}_{args.mode}.json"
     if summary.exists():
         return json.loads(summary.read_text())
     out.mkdir(parents=True, exist_ok=True)
     overrides = [f"{k}={json.dumps(v)}" for k, v in CONFIGS[name].items()]  # JSON is YAML: "" stays a string
-    cmd = [str(Path(sys.executable).parent / "morec_demo"), "--task", "halfcheetah", "--steps", str(steps),
+    cmd = [str(Path(sys.executable).parent / "morec_demo"), "--task", "halfcheetah", "--steps", str(args.steps),
            "--variant", variant, "--seed", str(seed), "--domain-id", str(domain), "--out", str(out),
-           "--timeout", "3600", *(["--controller", *overrides] if overrides else [])]
+           "--mode", args.mode, "--timeout", "3600", *(["--bundle", str(args.bundle)] if args.bundle else []),
+           *(["--controller", *overrides] if overrides else [])]
     start = time.time()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                           env=dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST"))
@@ -87,8 +92,12 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+", default=["nominal", "real"])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--only", nargs="+", choices=list(CONFIGS), metavar="NAME", help="run only these configs")
+    parser.add_argument("--mode", choices=("lockstep", "realtime"), default="lockstep")
+    parser.add_argument("--bundle", type=Path, help="model bundle (default: the shipped models/halfcheetah)")
+    parser.add_argument("--tag", default="", help="results go to artifacts/bench/closed_loop/<tag> (default: mode)")
     args = parser.parse_args()
     names = args.only or list(CONFIGS)
+    out = OUT / (args.tag or ("" if args.mode == "lockstep" else args.mode))
     results, domain = {}, 150
     # Seed by seed, so that a stopped run still has every configuration on the first seeds.
     for seed in args.seeds:
@@ -96,14 +105,15 @@ def main() -> int:
             for name in names:
                 print(f"[closed_loop] {name}, {variant} robot, seed {seed}", flush=True)
                 domain = 150 + (domain - 149) % 80  # a fresh DDS domain per run
-                result = run_one(name, variant, seed, args.steps, domain)
+                result = run_one(out, name, variant, seed, args, domain)
                 if result is not None:
                     results.setdefault(name, {}).setdefault(variant, []).append(result)
     table = {name: {variant: aggregate(runs) for variant, runs in by_variant.items()}
              for name, by_variant in results.items()}
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "results.json").write_text(json.dumps({"steps": args.steps, "seeds": args.seeds, "configs": CONFIGS,
-                                                  "results": table}, indent=2))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"steps": args.steps, "seeds": args.seeds, "mode": args.mode,
+                                                  "bundle": str(args.bundle or "models/halfcheetah"),
+                                                  "configs": CONFIGS, "results": table}, indent=2))
     print("\n| controller | robot | episodes | return | D4RL score | planner p50 / p99 ms | r_D of real transitions "
           "| monitor warned |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -113,7 +123,7 @@ def main() -> int:
             print(f"| {name} | {variant} | {a['episodes']} | {a['return_mean']:.0f} ± {a['return_std']:.0f} "
                   f"| {a['score_mean']:.1f} ± {a['score_std']:.1f} | {a['latency_p50_ms']:.0f} / "
                   f"{a['latency_p99_ms']:.0f} | {a['r_d_real_mean']:.3f} | {a['monitor_warned']:.0%}{signals} |")
-    print(f"\nwrote {OUT / 'results.json'}")
+    print(f"\nwrote {out / 'results.json'}")
     return 0
 
 
