@@ -3,7 +3,7 @@
 # to the diagnostics report. About 1 h on 2 cores; results in artifacts/bench/halfcheetah/.
 #   bash bench/halfcheetah_reward.sh            # the default configuration
 #   EXTRA="noise_negatives=0.5" NAME=noise bash bench/halfcheetah_reward.sh   # an ablation (reuses data + ensemble)
-#   DISTILL_FROM=default NAME=distilled bash bench/halfcheetah_reward.sh      # one net distilled from a run's snapshots
+#   DISTILL_FROM=default TEACHER_SNAPSHOTS=5 NAME=distilled bash bench/halfcheetah_reward.sh   # one net for 5 snapshots
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MOREC="${MOREC:-.venv/bin/python -m morec.cli}"
@@ -24,7 +24,7 @@ mkdir -p "$OUT"
 BUNDLE=$OUT/reward_$NAME
 if [ -n "${DISTILL_FROM:-}" ]; then
   $MOREC distill-reward --bundle $OUT/reward_$DISTILL_FROM --data $OUT/medium.npz --out "$BUNDLE" \
-    --threads "$THREADS" ${EXTRA:+--set $EXTRA}
+    --threads "$THREADS" ${TEACHER_SNAPSHOTS:+--snapshots $TEACHER_SNAPSHOTS} ${EXTRA:+--set $EXTRA}
 else
   mkdir -p "$BUNDLE"
   cp $OUT/ensemble/ensemble.pt $OUT/ensemble/card.json "$BUNDLE/"

@@ -161,6 +161,8 @@ def cmd_distill_reward(args) -> int:
     torch.set_num_threads(args.threads)
     source, out = Path(args.bundle), Path(args.out)
     teacher = DynamicsReward.load(source / REWARD_PT)
+    if args.snapshots:
+        teacher = teacher.thin(args.snapshots)
     ensemble = EnsembleDynamics.load(source / ENSEMBLE_PT)
     cfg = apply_overrides(DistillConfig(seed=args.seed), args.set)
     out.mkdir(parents=True, exist_ok=True)
@@ -315,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundle", required=True, help="bundle with ensemble.pt and dynamics_reward.pt (the teacher)")
     p.add_argument("--data", required=True, help="the training data of the bundle")
     p.add_argument("--out", required=True, help="new bundle directory (ensemble copied, distilled reward)")
+    p.add_argument("--snapshots", type=int, help="distil this many of the teacher's snapshots, evenly spaced "
+                                                 "(as `morec export --snapshots`)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--set", nargs="*", help="DistillConfig overrides key=value")
