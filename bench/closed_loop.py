@@ -54,7 +54,8 @@ def run_one(out: Path, name: str, variant: str, seed: int, args, domain: int) ->
     if summary.exists():
         return json.loads(summary.read_text())
     out.mkdir(parents=True, exist_ok=True)
-    overrides = [f"{k}={json.dumps(v)}" for k, v in CONFIGS[name].items()]  # JSON is YAML: "" stays a string
+    # The seed varies the planner's sampling too, not only the robot's initial state; JSON is YAML ("" stays a string).
+    overrides = [f"{k}={json.dumps(v)}" for k, v in {"seed": seed, **CONFIGS[name]}.items()]
     cmd = [str(Path(sys.executable).parent / "morec_demo"), "--task", "halfcheetah", "--steps", str(args.steps),
            "--variant", variant, "--seed", str(seed), "--domain-id", str(domain), "--out", str(out),
            "--mode", args.mode, "--timeout", "3600", *(["--bundle", str(args.bundle)] if args.bundle else []),
