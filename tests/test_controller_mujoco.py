@@ -33,7 +33,7 @@ def expected_command(obs):
 
 
 def test_controller_plans_through_mujoco_without_a_bundle(tmp_path):
-    domain = domain_id(40)
+    domain = domain_id(60)
     client = Client(domain)
     commands = client.subscribe(Float64MultiArray, COMMAND_TOPIC, 10)
     states = client.node.create_publisher(JointState, "/joint_states",
