@@ -11,6 +11,7 @@ from morec import monitor
 from morec.bundle import ENSEMBLE_ONNX, REWARD_ONNX, read_card
 from morec.cli import main as morec
 from morec.collect import robot_episodes
+from morec.rollout import FilteredDynamics
 from morec.runtime import OnnxDynamics, OnnxReward
 from morec.task_spec import load_task_spec
 
@@ -83,6 +84,12 @@ def test_real_signals_of_the_shipped_model_worsen_on_a_delayed_robot():
     assert all(s.shape == (150,) for s in signals["nominal"].values())
     # A one-step actuation delay breaks the (s, a) -> s' relation the model learned.
     assert signals["delayed"]["one_step_error"].mean() > 2 * signals["nominal"]["one_step_error"].mean()
+    # The filter node reuses its filter step's prediction: the same signals without a second ensemble call.
+    ep = runs["delayed"]
+    step = FilteredDynamics(dynamics, reward).step(ep["obs"], ep["act"], np.random.default_rng(0))
+    reused = monitor.transition_signals(dynamics, reward, scale, **ep, step=step)
+    for name, values in signals["delayed"].items():
+        np.testing.assert_allclose(reused[name], values, rtol=1e-5, atol=1e-6)
 
 
 def test_monitor_command_writes_a_report_and_the_card(tmp_path):

@@ -40,9 +40,19 @@ def test_filter_keeps_the_highest_scoring_candidate(rng):
     assert not step.terminal.any()
 
 
+def test_every_mode_reports_the_elite_mean_prediction(rng):
+    obs, act = np.zeros((4, 2), np.float32), np.zeros((4, 1), np.float32)
+    for mode in ("filter", "random_elite", "elite_mean"):
+        model = FilteredDynamics(FakeDynamics(std=0.1), DistanceReward([1.0, 1.0]), FilterConfig(mode=mode))
+        np.testing.assert_allclose(model.step(obs, act, rng).expected_obs, 0.5)  # mean of elites 0 and 2
+        expected = model.candidates(obs, act, rng)[1]
+        assert expected.shape == (4, 3)
+        np.testing.assert_allclose(expected[:, :2], 0.5)
+
+
 def test_candidates_are_two_samples_from_each_elite(rng):
     model = FilteredDynamics(FakeDynamics(std=0.1), DistanceReward([0, 0]), FilterConfig())
-    cands, _ = model.candidates(np.zeros((3, 2), np.float32), np.zeros((3, 1), np.float32), rng)
+    cands = model.candidates(np.zeros((3, 2), np.float32), np.zeros((3, 1), np.float32), rng)[0]
     assert cands.shape == (3, 4, 3)
     near_zero = np.abs(cands[..., 0]) < 0.5
     assert (near_zero.sum(1) == 2).all()  # two from elite 0, two from elite 2

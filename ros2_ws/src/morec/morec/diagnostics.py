@@ -59,7 +59,7 @@ def candidate_metrics(model: FilteredDynamics, reward: DynamicsReward, data: Dat
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(data), size=min(count, len(data)), replace=False)
     obs, act, nxt = data.observations[idx], data.actions[idx], data.next_observations[idx]
-    cands, _ = model.candidates(obs, act, rng)
+    cands = model.candidates(obs, act, rng)[0]
     cands = cands[..., : model.obs_dim]
     err = np.sqrt((((cands - nxt[:, None]) / obs_scale) ** 2).mean(-1))  # [N, C]
     t = lambda x: torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))  # noqa: E731

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .metrics import auc
-from .rollout import DynamicsBackend, FilterConfig, FilteredDynamics, RewardBackend
+from .rollout import DynamicsBackend, FilterConfig, FilteredDynamics, RewardBackend, Step
 
 # Which way each signal goes when the model stops describing the robot.
 HIGH_IS_BAD = {"dynamics_reward": False, "one_step_error": True, "disagreement": True}
@@ -33,12 +33,18 @@ DEFAULT_ALARM_ON = ("dynamics_reward", "one_step_error")
 
 
 def transition_signals(dynamics: DynamicsBackend, reward: RewardBackend | None, obs_scale: np.ndarray,
-                       obs: np.ndarray, act: np.ndarray, next_obs: np.ndarray) -> dict[str, np.ndarray]:
-    """Every signal for a batch of real transitions [B, S], [B, A], [B, S]: {name: [B]}."""
+                       obs: np.ndarray, act: np.ndarray, next_obs: np.ndarray,
+                       step: Step | None = None) -> dict[str, np.ndarray]:
+    """Every signal for a batch of real transitions [B, S], [B, A], [B, S]: {name: [B]}.
+
+    `step`: a FilteredDynamics step already taken from (obs, act), whose elite-mean prediction and
+    disagreement are reused (the filter node's); without one the ensemble predicts them here.
+    """
     obs, act, next_obs = (np.asarray(x, np.float32) for x in (obs, act, next_obs))
-    predictor = FilteredDynamics(dynamics, None, FilterConfig(mode="elite_mean"))
-    step = predictor.step(obs, act, np.random.default_rng(0))  # elite mean: the rng draws nothing
-    error = np.sqrt(np.mean(((step.next_obs - next_obs) / obs_scale) ** 2, axis=-1))
+    if step is None:
+        predictor = FilteredDynamics(dynamics, None, FilterConfig(mode="elite_mean"))
+        step = predictor.step(obs, act, np.random.default_rng(0))  # elite mean: the rng draws nothing
+    error = np.sqrt(np.mean(((step.expected_obs - next_obs) / obs_scale) ** 2, axis=-1))
     out = {"one_step_error": error, "disagreement": step.disagreement}
     if reward is not None:
         out["dynamics_reward"] = reward.score(obs, act, next_obs[:, None])[:, 0]

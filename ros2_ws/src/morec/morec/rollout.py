@@ -55,6 +55,7 @@ class Step:
     terminal: np.ndarray  # [B] bool: task termination or, when filtering, an untrusted transition
     score: np.ndarray  # [B] r_D of the chosen candidate (nan when unfiltered without a reward model)
     disagreement: np.ndarray  # [B] max over members of ||std|| (the MOPO uncertainty)
+    expected_obs: np.ndarray  # [B, S] the elites' mean prediction, what one-step errors are measured against
 
 
 class FilteredDynamics:
@@ -67,20 +68,22 @@ class FilteredDynamics:
         self.obs_dim = dynamics.obs_dim
 
     def candidates(self, obs: np.ndarray, act: np.ndarray, rng: np.random.Generator):
-        """Candidate (s', r) [B, C, S+1] drawn from the elites, plus the member stds [members, B, S+1]."""
+        """Candidate (s', r) [B, C, S+1] drawn from the elites, their mean prediction [B, S+1] and the
+        member stds [members, B, S+1]: one ensemble call gives all three."""
         mean, std = self.dynamics.predict(obs, act)
-        elites = self.dynamics.elites
-        mu, sd = mean[elites], std[elites]  # [E, B, S+1]
+        mu, sd = mean[self.dynamics.elites], std[self.dynamics.elites]  # [E, B, S+1]
         k = self.cfg.samples_per_elite
-        eps = rng.standard_normal((len(elites), k, *mu.shape[1:]), dtype=np.float32)
+        eps = rng.standard_normal((len(mu), k, *mu.shape[1:]), dtype=np.float32)
         draws = mu[:, None] + sd[:, None] * eps  # [E, k, B, S+1]
         cands = draws.reshape(-1, *mu.shape[1:])
         if self.cfg.include_means:
             cands = np.concatenate([cands, mu])
         cands = np.ascontiguousarray(cands.transpose(1, 0, 2))  # [B, C, S+1]
-        if self.cfg.clip is not None:
-            np.clip(cands, -self.cfg.clip, self.cfg.clip, out=cands)
-        return cands, std
+        return self._clip(cands), self._clip(mu.mean(axis=0)), std
+
+    def _clip(self, x: np.ndarray) -> np.ndarray:
+        """Clip a freshly computed array in place."""
+        return x if self.cfg.clip is None else np.clip(x, -self.cfg.clip, self.cfg.clip, out=x)
 
     def step(self, obs: np.ndarray, act: np.ndarray, rng: np.random.Generator) -> Step:
         obs = np.asarray(obs, np.float32)
@@ -88,7 +91,7 @@ class FilteredDynamics:
         b = len(obs)
         rows = np.arange(b)
         if self.cfg.mode == "filter":
-            cands, std = self.candidates(obs, act, rng)
+            cands, expected, std = self.candidates(obs, act, rng)
             scores = self.reward.score(obs, act, cands[..., : self.obs_dim])
             pick = self._select(scores, rng)
             chosen, score = cands[rows, pick], scores[rows, pick]
@@ -96,21 +99,20 @@ class FilteredDynamics:
         else:
             mean, std = self.dynamics.predict(obs, act)
             elites = self.dynamics.elites
+            expected = self._clip(mean[elites].mean(axis=0))
             if self.cfg.mode == "elite_mean":
-                chosen = mean[elites].mean(axis=0)
+                chosen = expected
             else:
                 who = elites[rng.integers(0, len(elites), b)]
                 eps = rng.standard_normal(mean.shape[1:], dtype=np.float32)
-                chosen = mean[who, rows] + std[who, rows] * eps
-            if self.cfg.clip is not None:
-                chosen = np.clip(chosen, -self.cfg.clip, self.cfg.clip)
+                chosen = self._clip(mean[who, rows] + std[who, rows] * eps)
             score = (self.reward.score(obs, act, chosen[:, None, : self.obs_dim])[:, 0]
                      if self.reward is not None else np.full(b, np.nan, np.float32))
             untrusted = np.zeros(b, dtype=bool)
         next_obs = chosen[:, : self.obs_dim]
         terminal = untrusted | (self.is_terminal(next_obs) if self.is_terminal else False)
         disagreement = np.linalg.norm(std[..., : self.obs_dim], axis=-1).max(axis=0)
-        return Step(next_obs, chosen[:, self.obs_dim], terminal, score, disagreement)
+        return Step(next_obs, chosen[:, self.obs_dim], terminal, score, disagreement, expected[:, : self.obs_dim])
 
     def _select(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.cfg.selection == "argmax":

@@ -68,9 +68,9 @@ class DynamicsNode(Node):
         if command is None or state is None:
             return
         obs, act = state[None], command[None]
-        candidates, _ = self._model.candidates(obs, act, self._rng)
+        candidates, expected, _ = self._model.candidates(obs, act, self._rng)
         self._cand_pub.publish(matrix(candidates[0, :, :-1], ('candidates', 'state')))  # drop the reward column
-        predicted = self._model.step(obs, act, self._rng).next_obs[0]
+        predicted = expected[0, :-1]  # the elites' mean s'
         self._record_errors(self._transitions.command(command, info['source_timestamp'], predicted))
 
     def _on_state(self, msg, info):

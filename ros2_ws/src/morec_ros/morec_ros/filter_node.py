@@ -102,7 +102,8 @@ class FilterNode(Node):
         self._selected.append(float(step.score[0]))
         self._pred_pub.publish(Float64MultiArray(data=step.next_obs[0].astype(np.float64).tolist()))
         self._score_pub.publish(Float64MultiArray(data=[float(step.score[0]), self._last_real]))
-        self._monitor_real(self._transitions.command(command, info['source_timestamp']))
+        # The step's elite-mean prediction comes back with the transition: the monitor needs no second ensemble call.
+        self._monitor_real(self._transitions.command(command, info['source_timestamp'], step))
 
     def _on_state(self, msg, info):
         checked = self._check.state(msg)
@@ -110,9 +111,9 @@ class FilterNode(Node):
             self._monitor_real(self._transitions.state(*checked, info['source_timestamp']))
 
     def _monitor_real(self, transitions):
-        for obs, act, _, next_obs in transitions:
+        for obs, act, step, next_obs in transitions:
             signals = transition_signals(self._dynamics, self._reward, self._obs_scale, obs[None], act[None],
-                                         next_obs[None])
+                                         next_obs[None], step)
             self._last_real = float(signals['dynamics_reward'][0])
             self._alarms = self._monitor.update({k: v[0] for k, v in signals.items()})
 
