@@ -123,10 +123,13 @@ def load_models(s: Settings) -> Models:
     ensemble_shape = EnsembleDynamics(task.obs_dim, task.action_dim, EnsembleConfig(
         members=meta["members"], elites=len(meta["elites"]), hidden=hidden, weight_decay=(0.0,) * (len(hidden) + 1)))
     ensemble_shape.elites.copy_(torch.as_tensor(meta["elites"]))
-    reward_shape = DynamicsReward(task.obs_dim, task.action_dim, reward.meta["snapshots"]).eval()
+    reward_shape = DynamicsReward(task.obs_dim, task.action_dim, reward.meta["snapshots"],
+                                  reward.meta.get("width", 1.0)).eval()
     pt_ensemble, pt_reward = s.checkpoints / ENSEMBLE_PT, s.checkpoints / REWARD_PT
     if pt_ensemble.exists() and pt_reward.exists():
         ensemble, disc = EnsembleDynamics.load(pt_ensemble), DynamicsReward.load(pt_reward)
+        if ensemble.cfg.members > meta["members"]:  # the graph holds the elites only (morec export's default)
+            ensemble = ensemble.elites_only()
         weights = f"checkpoints in {s.checkpoints}"
     else:
         ensemble, disc = ensemble_shape.eval(), reward_shape

@@ -65,6 +65,18 @@ def test_save_load_round_trip(tmp_path, tiny_reward):
     assert loaded.num_snapshots == tiny_reward.num_snapshots == 10
 
 
+def test_a_narrow_discriminator_keeps_its_width_through_save_and_load(tmp_path):
+    narrow = DynamicsReward(3, 2, k=2, width=0.25)
+    assert narrow.disc.delta_branch.linear_layers()[0].weight.shape == (2, 3, 64)
+    narrow.save(tmp_path / "r.pt")
+    loaded = DynamicsReward.load(tmp_path / "r.pt")
+    assert loaded.disc.width == 0.25
+    obs, act, cands = torch.randn(4, 3), torch.randn(4, 2), torch.randn(4, 5, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(obs, act, cands), narrow(obs, act, cands))
+    assert loaded.thin(1).disc.width == 0.25
+
+
 def test_wrong_kind_of_file_is_refused(tmp_path, tiny_ensemble):
     tiny_ensemble.save(tmp_path / "e.pt")
     with pytest.raises(ValueError, match="morec train-reward"):

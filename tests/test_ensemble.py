@@ -61,6 +61,18 @@ def test_save_load_round_trip_gives_identical_predictions(tmp_path, tiny_ensembl
     assert loaded.metadata == tiny_ensemble.metadata
 
 
+def test_elites_only_ensemble_predicts_exactly_as_the_elites_of_the_full_one(tiny_ensemble):
+    elites = tiny_ensemble.elites.tolist()
+    assert len(elites) < tiny_ensemble.cfg.members and elites != list(range(len(elites)))  # a real selection
+    small = tiny_ensemble.elites_only()
+    assert small.cfg.members == len(elites) and small.elites.tolist() == list(range(len(elites)))
+    assert small.metadata["elite_members"] == elites
+    obs, act = torch.randn(6, 4), torch.randn(6, 1)
+    with torch.no_grad():
+        for full, kept in zip(tiny_ensemble.predict(obs, act), small.predict(obs, act)):
+            torch.testing.assert_close(kept, full[elites])
+
+
 def test_missing_or_corrupt_model_file_names_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="morec train-dynamics"):
         EnsembleDynamics.load(tmp_path / "absent.pt")

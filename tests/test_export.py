@@ -60,6 +60,17 @@ def test_exported_files_carry_their_metadata(exported, tiny_ensemble, tiny_rewar
     assert OnnxReward(exported / "dynamics_reward.onnx").meta["snapshots"] == tiny_reward.num_snapshots
 
 
+def test_elites_only_graph_gives_the_full_ensembles_filtered_steps(tmp_path, tiny_ensemble, tiny_reward,
+                                                                    pendulum_data, rng):
+    meta = export_ensemble(tiny_ensemble.elites_only(), tmp_path / "ensemble.onnx")
+    assert meta["members"] == len(tiny_ensemble.elites) and meta["trained_members"] == tiny_ensemble.cfg.members
+    obs, act = _inputs(rng, 32, pendulum_data)
+    steps = [FilteredDynamics(dynamics, TorchReward(tiny_reward)).step(obs, act, np.random.default_rng(3))
+             for dynamics in (TorchDynamics(tiny_ensemble), OnnxDynamics(tmp_path / "ensemble.onnx"))]
+    for key in ("next_obs", "score", "expected_obs"):
+        np.testing.assert_allclose(getattr(steps[1], key), getattr(steps[0], key), rtol=1e-4, atol=1e-4)
+
+
 def test_loading_errors_say_what_to_do(exported, tmp_path):
     with pytest.raises(ModelFileError, match="not found.*morec export"):
         OnnxDynamics(tmp_path / "missing.onnx")

@@ -184,7 +184,8 @@ def cmd_export(args) -> int:
     from .export import export_dynamics_reward, export_ensemble
 
     bundle = Path(args.bundle)
-    export_ensemble(EnsembleDynamics.load(bundle / ENSEMBLE_PT), bundle / ENSEMBLE_ONNX)
+    ensemble = EnsembleDynamics.load(bundle / ENSEMBLE_PT)
+    export_ensemble(ensemble if args.all_members else ensemble.elites_only(), bundle / ENSEMBLE_ONNX)
     written = [ENSEMBLE_ONNX]
     if (bundle / REWARD_PT).exists():
         reward = DynamicsReward.load(bundle / REWARD_PT)
@@ -326,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("export", help="export a bundle's models to ONNX")
     p.add_argument("--bundle", required=True)
+    p.add_argument("--all-members", action="store_true",
+                   help="keep every ensemble member in the graph (default: the elites only, all the filter uses)")
     p.add_argument("--snapshots", type=int, help="export only this many reward snapshots, evenly spaced "
                                                  "(cheaper scoring; `morec diagnose --snapshot-sweep` shows the cost)")
     p.set_defaults(func=cmd_export)

@@ -55,17 +55,20 @@ class Discriminator(nn.Module):
     """K stacked discriminators (K = 1 while training, K = snapshots at use) scoring candidate next states.
 
     Branch 1 embeds (s, a) once per pair and is shared by all its candidates; branch 2 embeds s' - s;
-    an MLP head on both lets the (s, a) context decide which state changes are plausible.
+    an MLP head on both lets the (s, a) context decide which state changes are plausible. `width`
+    scales the hidden layers (not the embeddings): a distilled student can be a fraction of the teacher,
+    and branch 2 and the head, which run once per candidate, cost about width^2.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, k: int = 1):
+    def __init__(self, obs_dim: int, act_dim: int, k: int = 1, width: float = 1.0):
         super().__init__()
-        self.obs_dim, self.act_dim, self.k = obs_dim, act_dim, k
+        self.obs_dim, self.act_dim, self.k, self.width = obs_dim, act_dim, k, width
+        h1, h2, h_head = (max(4, round(n * width)) for n in (256, 128, 64))
         self.obs_scaler = MinMaxScaler(obs_dim, 0.8)
         self.act_scaler = MinMaxScaler(act_dim, 1.0)
-        self.sa_branch = StackedMLP(k, [obs_dim + act_dim, 256, 128, 64], nn.ReLU, out_activation=True)
-        self.delta_branch = StackedMLP(k, [obs_dim, 256, 128, 16], nn.ReLU, out_activation=True)
-        self.head = StackedMLP(k, [80, 64, 1], nn.ReLU)
+        self.sa_branch = StackedMLP(k, [obs_dim + act_dim, h1, h2, 64], nn.ReLU, out_activation=True)
+        self.delta_branch = StackedMLP(k, [obs_dim, h1, h2, 16], nn.ReLU, out_activation=True)
+        self.head = StackedMLP(k, [80, h_head, 1], nn.ReLU)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         """obs [B, S], act [B, A], next_obs candidates [B, C, S] -> logits [K, B, C]."""
@@ -81,10 +84,10 @@ class Discriminator(nn.Module):
 class DynamicsReward(nn.Module):
     """r_D from K calibrated discriminator snapshots, evaluated together."""
 
-    def __init__(self, obs_dim: int, act_dim: int, k: int):
+    def __init__(self, obs_dim: int, act_dim: int, k: int, width: float = 1.0):
         super().__init__()
         self.obs_dim, self.act_dim = obs_dim, act_dim
-        self.disc = Discriminator(obs_dim, act_dim, k)
+        self.disc = Discriminator(obs_dim, act_dim, k, width)
         self.register_buffer("expert_value", torch.zeros(k, 1, 1))
         self.register_buffer("learner_value", -torch.ones(k, 1, 1))
         self.metadata: dict = {}
@@ -126,7 +129,7 @@ class DynamicsReward(nn.Module):
     def select(self, indices: list[int]) -> "DynamicsReward":
         """A reward from a subset of the snapshots (to measure what the snapshot count buys)."""
         idx = torch.as_tensor(indices)
-        model = DynamicsReward(self.obs_dim, self.act_dim, len(indices))
+        model = DynamicsReward(self.obs_dim, self.act_dim, len(indices), self.disc.width)
         model.load_state_dict({k: v[idx] if k.split(".")[-1] in ("weight", "bias") or k.endswith("_value") else v
                                for k, v in self.state_dict().items()})
         model.metadata = {**self.metadata, "snapshots_used": len(indices)}
@@ -134,14 +137,15 @@ class DynamicsReward(nn.Module):
 
     def save(self, path: str | Path) -> None:
         state = {"kind": "morec-dynamics-reward", "obs_dim": self.obs_dim, "act_dim": self.act_dim,
-                 "snapshots": self.num_snapshots, "state_dict": self.state_dict(), "metadata": self.metadata}
+                 "snapshots": self.num_snapshots, "width": self.disc.width, "state_dict": self.state_dict(),
+                 "metadata": self.metadata}
         with atomic_path(path, suffix=".pt") as tmp:
             torch.save(state, tmp)
 
     @classmethod
     def load(cls, path: str | Path) -> "DynamicsReward":
         state = _load_checkpoint(path, "morec-dynamics-reward", "morec train-reward")
-        model = cls(state["obs_dim"], state["act_dim"], state["snapshots"])
+        model = cls(state["obs_dim"], state["act_dim"], state["snapshots"], state.get("width", 1.0))
         model.load_state_dict(state["state_dict"])
         model.metadata = state["metadata"]
         return model.eval()
@@ -253,6 +257,7 @@ class DistillConfig:
     lr: float = 1e-3
     samples_per_elite: int = 2  # candidates per data pair, drawn as the filter draws them (FilterConfig)
     clip: float = 25.0  # the filter's candidate clip
+    width: float = 1.0  # the student's hidden widths relative to the teacher's (scoring costs about width^2)
     seed: int = 0
 
 
@@ -269,7 +274,7 @@ def distill_dynamics_reward(teacher: DynamicsReward, data: Dataset, ensemble: En
     """
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    student = DynamicsReward(teacher.obs_dim, teacher.act_dim, 1)
+    student = DynamicsReward(teacher.obs_dim, teacher.act_dim, 1, cfg.width)
     student.disc.obs_scaler.load_state_dict(teacher.disc.obs_scaler.state_dict())
     student.disc.act_scaler.load_state_dict(teacher.disc.act_scaler.state_dict())
     student.expert_value.fill_(1.0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +76,17 @@ class EnsembleDynamics(nn.Module):
     def weight_decay_loss(self) -> torch.Tensor:
         return sum(wd * 0.5 * layer.weight.pow(2).sum()
                    for wd, layer in zip(self.cfg.weight_decay, self.mlp.linear_layers()))
+
+    def elites_only(self) -> "EnsembleDynamics":
+        """The elites as an ensemble of their own: the rollout engine never uses the other members, so the
+        deployed graph costs elites/members of the full one."""
+        model = EnsembleDynamics(self.obs_dim, self.act_dim, replace(self.cfg, members=self.cfg.elites))
+        keep = self.elites
+        state = {k: v[keep] if k.startswith("mlp.") else v for k, v in self.state_dict().items()}
+        state["elites"] = torch.arange(self.cfg.elites)
+        model.load_state_dict(state)
+        model.metadata = {**self.metadata, "elites_of_members": self.cfg.members, "elite_members": keep.tolist()}
+        return model.eval()
 
     # ---- persistence ---------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:

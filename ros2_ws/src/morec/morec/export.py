@@ -40,6 +40,7 @@ def export_ensemble(model: EnsembleDynamics, path: str | Path, check: bool = Tru
     model = model.eval()
     meta = {"kind": "ensemble", "obs_dim": model.obs_dim, "act_dim": model.act_dim,
             "members": model.cfg.members, "elites": model.elites.tolist(),
+            "trained_members": model.metadata.get("elites_of_members", model.cfg.members),
             "hidden": list(model.cfg.hidden), **_common_meta(model.metadata),
             "input_mean": model.input_scaler.mean.tolist(), "input_std": model.input_scaler.std.tolist()}
     obs, act = _random_inputs(model.input_scaler.mean, model.input_scaler.std, model.obs_dim, 64)
@@ -53,7 +54,7 @@ def export_dynamics_reward(model: DynamicsReward, path: str | Path, check: bool 
     model = model.eval()
     scaler = model.disc.obs_scaler
     meta = {"kind": "dynamics_reward", "obs_dim": model.obs_dim, "act_dim": model.act_dim,
-            "snapshots": model.num_snapshots, **_common_meta(model.metadata),
+            "snapshots": model.num_snapshots, "width": model.disc.width, **_common_meta(model.metadata),
             "obs_low": scaler.low.tolist(), "obs_high": scaler.high.tolist()}
     act_scaler = model.disc.act_scaler
     low, high = torch.cat([scaler.low, act_scaler.low]), torch.cat([scaler.high, act_scaler.high])

@@ -7,8 +7,11 @@ Commands the robot as a client of a forward_command_controller: one value per ac
 command topic, clipped to the actuator limits. A planner thread plans from the latest valid
 /joint_states with MPPI or CEM through FilteredDynamics on ONNX Runtime, in-process (a ROS round
 trip per model step would be far too slow), and publishes the plan on /morec/plan. In real time
-the control timer publishes, every control period, the latest plan's action for the current time
-(the plan starts when its state arrived, so planning latency is skipped over, not replayed); in
+the control timer publishes, every control period, the action for the current time from the
+latest plan that has started (plan_schedule.py). Planning takes time: with `latency_compensation`
+a plan is made from the state the model predicts for when it will be ready (the median planning
+time, rounded up to whole periods) under the actions already committed until then, and starts
+there; without it, a plan starts when its state arrived and its first actions are skipped. In
 lockstep the sim waits for each command, so the planner thread answers every new state with one.
 
 Watchdog: when no valid state has arrived for `stale_periods` control periods, or the latest plan
@@ -37,6 +40,7 @@ from morec.runtime import ModelFileError, OnnxPolicy
 from morec.task_spec import TaskSpec, load_task_spec
 from morec_ros.common import (InputCheck, bundle_dir, declare, diagnostics, load_dynamics, load_reward,
                               main_for, matrix, model_file)
+from morec_ros.plan_schedule import PlanSchedule, lead_periods
 
 MODES = ('mpc', 'policy')
 MODELS = ('learned', 'mujoco')
@@ -77,6 +81,8 @@ class ControllerNode(Node):
         device = declare(self, 'device', 'auto', "ONNX Runtime device: 'auto', 'cpu' or 'cuda'")
         threads = declare(self, 'threads', 0, 'ONNX Runtime intra-op threads (0: its default)')
         self._lockstep = declare(self, 'lockstep', False, 'the sim waits for each command: answer every state once')
+        self._compensate = declare(self, 'latency_compensation', True,
+                                   'real time: plan from the state predicted for when the plan will be ready')
         stale_periods = declare(self, 'stale_periods', 5.0, 'state older than this many control periods is stale')
         self._stale_action = declare(self, 'stale_action', 'zero', f'command while stale: one of {STALE_ACTIONS}')
         diagnostics_period = declare(self, 'diagnostics_period', 1.0, 'seconds between /diagnostics messages')
@@ -96,7 +102,7 @@ class ControllerNode(Node):
         self._spec = spec = load_task_spec(task)
         self._period = spec.control_period
         self._stale_after = stale_periods * spec.control_period
-        self._planner = self._policy = None
+        self._planner = self._policy = self._predictor = None
         if self._mode == 'mpc':
             if model_kind == 'mujoco':
                 # Imported here: a controller on a robot plans through its ONNX bundle and has no MuJoCo.
@@ -114,6 +120,8 @@ class ControllerNode(Node):
                                    samples_per_elite=samples_per_elite)
                 label = 'filtered' if filtered else unfiltered_mode
             model = FilteredDynamics(dynamics, reward, cfg, is_terminal=spec.is_terminal)
+            # Latency compensation predicts with the elites' mean, the best open-loop predictor (README).
+            self._predictor = FilteredDynamics(dynamics, None, FilterConfig(mode='elite_mean', clip=cfg.clip))
             prior = OnnxPolicy(model_file(prior_policy), spec, device, threads) if prior_policy else None
             self._planner = make_planner(planner, model, spec, prior=prior, **settings)
             self._describe = f'{planner} ({label}) on {source}' + (f', prior {prior_policy}' if prior else '')
@@ -130,8 +138,7 @@ class ControllerNode(Node):
         self._state = None  # (obs, stamp ns, sequence number, steady receipt time) of the latest valid state
         self._received = 0  # sequence number of the latest valid state
         self._answered = 0  # sequence number of the state the latest plan was made from
-        self._plan = None  # [H, A] actions of the latest plan
-        self._plan_received = 0.0  # steady receipt time of the state the latest plan was made from
+        self._schedule = PlanSchedule(spec.control_period)  # real time: plans by their start (steady time)
         self._answered_at = 0.0  # steady time the latest plan was finished
         self._plan_value = float('nan')
         self._last_command = np.zeros(spec.action_dim)
@@ -192,18 +199,17 @@ class ControllerNode(Node):
                 self._set_stale(self._answered == self._received and waited > self._stale_after,
                                 f'no new /joint_states for {waited:.2f} s since the last command')
             else:
-                plan_age = now - self._plan_received if self._plan is not None else 0.0
-                horizon = len(self._plan) if self._plan is not None else 0
+                start = self._schedule.latest_start
+                plan_age = now - start if start is not None else 0.0
                 silent = state_age > self._stale_after
                 # A planner that stopped keeping up leaves a plan whose actions are long used up.
-                stuck = plan_age > self._stale_after + horizon * self._period
+                stuck = plan_age > self._stale_after + self._schedule.latest_horizon * self._period
                 self._set_stale(silent or stuck, f'no new /joint_states for {state_age:.2f} s' if silent
                                 else f'the latest plan is {plan_age:.2f} s old: the planner is not keeping up')
             if self._stale:
                 command = np.zeros(self._spec.action_dim) if self._stale_action == 'zero' else self._last_command
-            elif not self._lockstep and self._plan is not None:
-                # The action for now: the plan starts at its state's arrival (latency compensation).
-                command = self._plan[min(int(plan_age / self._period), len(self._plan) - 1)]
+            elif not self._lockstep:
+                command = self._schedule.action_at(now)
         if command is not None:
             self._send(command)
 
@@ -219,7 +225,7 @@ class ControllerNode(Node):
 
     # ---- planner thread -----------------------------------------------------------------------
     def _plan_loop(self):
-        last_stamp = None
+        last_stamp, last_lead = None, 0
         while not self._stop.is_set():
             with self._lock:
                 if not self._lock.wait_for(lambda: self._received > self._answered or self._stop.is_set(), 0.1):
@@ -227,16 +233,24 @@ class ControllerNode(Node):
                 if self._stop.is_set():
                     return
                 obs, stamp, seq, received = self._state
+                lead, committed = 0, None
+                # While stale the robot got zeros (or holds), not the schedule's actions: nothing to predict with.
+                if self._planner is not None and self._compensate and not self._lockstep and not self._stale:
+                    lead = lead_periods(self._latency, self._period, self._planner.cfg.horizon)
+                    committed = self._schedule.committed(received, lead)
+            if committed is None:
+                lead = 0  # nothing planned yet (a new episode): plan from the state as it is
             start = time.perf_counter()
-            actions, states, value = self._act(obs, stamp, last_stamp)
+            actions, states, value = self._act(self._predict(obs, committed), stamp, last_stamp, lead - last_lead)
             latency = time.perf_counter() - start
-            last_stamp = stamp
+            last_stamp, last_lead = stamp, lead
             if not self.context.ok():
                 return  # Ctrl-C shut rclpy down while planning (destroy_node() stops this thread after)
             if states is not None:
                 self._plan_pub.publish(matrix(states, ('horizon', 'state')))
             with self._lock:
-                self._plan, self._plan_received, self._plan_value = actions, received, value
+                self._schedule.add(actions, received + lead * self._period)
+                self._plan_value = value
                 self._answered, self._answered_at = seq, time.monotonic()
                 self._latency.append(latency)
                 self._count['plans'] += 1
@@ -244,15 +258,21 @@ class ControllerNode(Node):
             if self._lockstep:
                 self._send(actions[0])
 
-    def _act(self, obs, stamp, last_stamp):
+    def _predict(self, obs, committed):
+        """The state after the committed actions [n, A] under the model's elite mean (obs itself when None)."""
+        for act in committed if committed is not None else ():
+            obs = self._predictor.step(obs[None], act[None], rng=None).expected_obs[0]  # the elite mean draws nothing
+        return obs
+
+    def _act(self, obs, stamp, last_stamp, lead_change):
         """(actions [H, A], predicted states [H, S] or None, model value) for the state at `stamp`."""
         if self._policy is not None:
             return self._policy(obs[None]), None, float('nan')
         if last_stamp is None or stamp <= last_stamp:
             self._planner.reset()  # a new episode or a restarted robot: the previous plan does not apply
             elapsed = 0
-        else:
-            elapsed = max(1, round((stamp - last_stamp) / (self._period * 1e9)))
+        else:  # periods between this plan's start and the previous one's
+            elapsed = max(1, round((stamp - last_stamp) / (self._period * 1e9)) + lead_change)
         plan = self._planner.plan(obs, elapsed)
         return plan.actions, plan.states, plan.value
 
