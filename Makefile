@@ -30,14 +30,16 @@ $(BENCH_STAMP): requirements-bench.txt $(STAMP)
 	touch $(BENCH_STAMP)
 
 # Every figure in the README, results under artifacts/bench/ (hours on 2 cores): planner speed (minutes),
-# the gap monitor (minutes), the closed loop over ROS 2 (about an hour), the dynamics-reward benchmark
-# and its ablations (about two hours).
+# the gap monitor (minutes), the closed loop over ROS 2 in lockstep and in real time (about 1.5 hours),
+# the dynamics-reward benchmark and its ablations (about two hours).
 bench: setup $(BENCH_STAMP)
 	$(PY) bench/planner_speed.py
 	$(VENV)/bin/morec monitor --bundle models/halfcheetah --task halfcheetah \
 	  --policy models/behavior/halfcheetah/sac_50000.zip --variants real heavy slippery weak noisy delayed \
 	  --episodes 10 --steps 1000 --window 50 --out artifacts/bench/monitor/halfcheetah.json
 	$(PY) bench/closed_loop.py
+	$(PY) bench/closed_loop.py --mode realtime --variants nominal \
+	  --only "filtered MPC + prior" "unfiltered MPC + prior" "filtered MPC + prior, uncompensated"
 	bash bench/reward_ablation.sh
 
 clean-venv:

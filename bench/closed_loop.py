@@ -1,6 +1,6 @@
 """Closed-loop results over ROS 2: each controller configuration drives the simulated robot for whole episodes.
 
-    .venv/bin/python bench/closed_loop.py [--seeds 0 1] [--variants nominal real] [--steps 1000] [--only NAME ...]
+    .venv/bin/python bench/closed_loop.py [--seeds 0 1 2] [--variants nominal real] [--steps 1000] [--only NAME ...]
                                           [--mode lockstep|realtime] [--bundle DIR --tag NAME]
 
 Every run is one `morec_demo` episode: sim, dynamics, filter and controller nodes as separate processes
@@ -91,7 +91,7 @@ def aggregate(runs: list[dict]) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=["nominal", "real"])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--only", nargs="+", choices=list(CONFIGS), metavar="NAME", help="run only these configs")

@@ -5,7 +5,8 @@
 #   - one discriminator a quarter of the teacher's width, distilled from 5 of the 40 reward snapshots
 #     (`morec distill-reward --snapshots 5 --set width=0.25 steps=4000`; the README's ablation table
 #     shows what each step costs in ranking, the speed table what it saves);
-#   - the card, with the student's diagnostics. Recalibrate the gap monitor afterwards (Makefile, bench).
+#   - the card, with the student's diagnostics and the gap monitor's calibration (`morec monitor
+#     --write-card`, 10 nominal episodes per set; the README's gap monitor table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=distilled_w25
@@ -29,4 +30,7 @@ PYEOF
 mkdir -p $DST
 cp "$work/ensemble.onnx" "$work/dynamics_reward.onnx" "$work/card.json" $DST/
 rm -rf "$work"
+.venv/bin/morec monitor --bundle $DST --task halfcheetah --policy models/behavior/halfcheetah/sac_50000.zip \
+  --variants real heavy slippery weak noisy delayed --episodes 10 --steps 1000 --window 50 \
+  --out artifacts/bench/monitor/halfcheetah.json --write-card
 ls -la $DST

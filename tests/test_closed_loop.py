@@ -9,7 +9,9 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64, Float64MultiArray  # noqa: E402
 
 from morec.task_spec import SimulatedRobot, load_task_spec  # noqa: E402
-from rosproc import BUNDLE, COMMAND_TOPIC, Client, NodeProcess, domain_id  # noqa: E402
+from rosproc import MULTIPROCESS, BUNDLE, COMMAND_TOPIC, Client, NodeProcess, domain_id  # noqa: E402
+
+pytestmark = MULTIPROCESS
 
 EPISODE = 150  # steps before the sim truncates the episode
 # Planning settings light enough for two busy cores; stale_periods is large because in lockstep a

@@ -12,7 +12,9 @@ from morec.mujoco_model import MujocoDynamics  # noqa: E402
 from morec.planners import make_planner  # noqa: E402
 from morec.rollout import FilterConfig, FilteredDynamics  # noqa: E402
 from morec.task_spec import load_task_spec  # noqa: E402
-from rosproc import COMMAND_TOPIC, Client, NodeProcess, domain_id  # noqa: E402
+from rosproc import MULTIPROCESS, COMMAND_TOPIC, Client, NodeProcess, domain_id  # noqa: E402
+
+pytestmark = MULTIPROCESS
 
 SETTINGS = {"samples": 32, "horizon": 8, "seed": 3}
 

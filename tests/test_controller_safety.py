@@ -10,7 +10,10 @@ from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
-from rosproc import BUNDLE, COMMAND_TOPIC, Client, NodeProcess, domain_id, status_of  # noqa: E402
+from rosproc import (MULTIPROCESS, BUNDLE, COMMAND_TOPIC, Client, NodeProcess, domain_id,  # noqa: E402
+                     status_of)
+
+pytestmark = MULTIPROCESS
 
 # As the sim publishes /joint_states: a lockstep controller subscribes transient-local.
 SIM_STATE_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
