@@ -38,8 +38,10 @@ bench: setup $(BENCH_STAMP)
 	  --policy models/behavior/halfcheetah/sac_50000.zip --variants real heavy slippery weak noisy delayed \
 	  --episodes 10 --steps 1000 --window 50 --out artifacts/bench/monitor/halfcheetah.json
 	$(PY) bench/closed_loop.py
-	$(PY) bench/closed_loop.py --mode realtime --variants nominal \
-	  --only "filtered MPC + prior" "unfiltered MPC + prior" "filtered MPC + prior, uncompensated"
+	$(PY) bench/closed_loop.py --mode realtime --variants nominal --only "filtered MPC + prior" \
+	  "unfiltered MPC + prior" "behaviour policy" "filtered MPC + prior, uncompensated" \
+	  "filtered MPC + prior, 300 samples" "filtered MPC + prior, 300 samples, uncompensated" \
+	  "filtered MPC + prior, 50 samples"
 	bash bench/reward_ablation.sh
 
 clean-venv:

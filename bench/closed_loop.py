@@ -40,9 +40,16 @@ CONFIGS = {
     "behaviour policy": {"mode": "policy", "policy": POLICY},
     "filtered MPC": {"prior_policy": ""},
     "unfiltered MPC": {"filtered": False, "prior_policy": ""},
-    # Real time only (lockstep never compensates): plans start when their state arrived.
-    "filtered MPC + prior, uncompensated": {"latency_compensation": False},
 }
+# Real time only (lockstep waits for every plan): latency compensation off; a planner three times
+# slower than the period, with and without it; and one with half the samples, well within the period.
+REALTIME_CONFIGS = {
+    "filtered MPC + prior, uncompensated": {"latency_compensation": False},
+    "filtered MPC + prior, 300 samples": {"samples": 300},
+    "filtered MPC + prior, 300 samples, uncompensated": {"samples": 300, "latency_compensation": False},
+    "filtered MPC + prior, 50 samples": {"samples": 50},
+}
+CONFIGS.update(REALTIME_CONFIGS)
 
 
 def run_dir(out: Path, name: str, variant: str, seed: int) -> Path:
@@ -99,7 +106,7 @@ def main() -> int:
     parser.add_argument("--bundle", type=Path, help="model bundle (default: the shipped models/halfcheetah)")
     parser.add_argument("--tag", default="", help="results go to artifacts/bench/closed_loop/<tag> (default: mode)")
     args = parser.parse_args()
-    names = args.only or [n for n in CONFIGS if args.mode == "realtime" or "uncompensated" not in n]
+    names = args.only or [n for n in CONFIGS if args.mode == "realtime" or n not in REALTIME_CONFIGS]
     out = OUT / (args.tag or ("" if args.mode == "lockstep" else args.mode))
     results, domain = {}, 150
     # Seed by seed, so that a stopped run still has every configuration on the first seeds.

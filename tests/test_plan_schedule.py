@@ -48,8 +48,8 @@ def test_a_plan_replaces_those_that_would_start_after_it():
     assert s.action_at(1.26)[0] == 33  # plan 30, three periods in
 
 
-def test_the_lead_is_the_median_planning_time_in_whole_periods_within_the_horizon():
+def test_the_lead_counts_the_robot_steps_a_median_plan_takes_within_the_horizon():
     assert lead_periods([], PERIOD, 10) == 0
-    assert lead_periods([0.01, 0.02, 0.5], PERIOD, 10) == 1
-    assert lead_periods([0.06, 0.07, 0.08], PERIOD, 10) == 2
+    assert lead_periods([0.01, 0.045, 0.5], PERIOD, 10) == 0  # ready before the robot's next step
+    assert lead_periods([0.06, 0.07, 0.08], PERIOD, 10) == 1
     assert lead_periods([2.0], PERIOD, 10) == 9

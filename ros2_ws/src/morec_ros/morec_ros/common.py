@@ -203,6 +203,11 @@ def main_for(node_class, name: str):
             rclpy.spin(node)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except Exception:
+            # Under load, rclpy can fail to take a message that arrived as Ctrl-C closed the context
+            # (the executor raises from take_message): that is a clean stop, anything else is not.
+            if rclpy.ok():
+                raise
         finally:
             node.destroy_node()
             rclpy.try_shutdown()

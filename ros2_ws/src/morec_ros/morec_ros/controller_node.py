@@ -7,12 +7,14 @@ Commands the robot as a client of a forward_command_controller: one value per ac
 command topic, clipped to the actuator limits. A planner thread plans from the latest valid
 /joint_states with MPPI or CEM through FilteredDynamics on ONNX Runtime, in-process (a ROS round
 trip per model step would be far too slow), and publishes the plan on /morec/plan. In real time
-the control timer publishes, every control period, the action for the current time from the
-latest plan that has started (plan_schedule.py). Planning takes time: with `latency_compensation`
-a plan is made from the state the model predicts for when it will be ready (the median planning
-time, rounded up to whole periods) under the actions already committed until then, and starts
-there; without it, a plan starts when its state arrived and its first actions are skipped. In
-lockstep the sim waits for each command, so the planner thread answers every new state with one.
+each plan's action for now goes out as soon as the plan is ready, so a planner faster than the
+control period answers every state before the robot's next step; the control timer fills in, from
+the latest plan that has started (plan_schedule.py), each period in which no plan answered.
+With `latency_compensation` a planner slower than the period plans from the state the model
+predicts for the step its plan will make (the median planning time in whole periods) under the
+actions already committed until then, and the plan starts there; without it, a late plan starts
+when its state arrived and its first actions are skipped. In lockstep the sim waits for each
+command, so the planner thread answers every new state with one.
 
 Watchdog: when no valid state has arrived for `stale_periods` control periods, or the latest plan
 has been used up that long ago (planner stuck), the controller publishes zeros (or holds the last
@@ -140,8 +142,10 @@ class ControllerNode(Node):
         self._answered = 0  # sequence number of the state the latest plan was made from
         self._schedule = PlanSchedule(spec.control_period)  # real time: plans by their start (steady time)
         self._answered_at = 0.0  # steady time the latest plan was finished
+        self._lead = 0  # periods between the latest plan's state and its start (latency compensation)
         self._plan_value = float('nan')
         self._last_command = np.zeros(spec.action_dim)
+        self._answered_since_tick = False  # real time: a fresh plan's action went out since the last tick
         self._stale, self._stale_reason = False, ''
         self._latency = deque(maxlen=latency_window)
         self._count = dict(plans=0, commands=0, deadline_misses=0, stale_events=0, non_finite_actions=0)
@@ -209,7 +213,10 @@ class ControllerNode(Node):
             if self._stale:
                 command = np.zeros(self._spec.action_dim) if self._stale_action == 'zero' else self._last_command
             elif not self._lockstep:
-                command = self._schedule.action_at(now)
+                # One command per period: a plan that answered since the last tick already sent this one.
+                if not self._answered_since_tick:
+                    command = self._schedule.action_at(now)
+                self._answered_since_tick = False
         if command is not None:
             self._send(command)
 
@@ -250,13 +257,24 @@ class ControllerNode(Node):
                 self._plan_pub.publish(matrix(states, ('horizon', 'state')))
             with self._lock:
                 self._schedule.add(actions, received + lead * self._period)
-                self._plan_value = value
+                self._plan_value, self._lead = value, lead
                 self._answered, self._answered_at = seq, time.monotonic()
                 self._latency.append(latency)
                 self._count['plans'] += 1
                 self._count['deadline_misses'] += latency > self._period
             if self._lockstep:
                 self._send(actions[0])
+            else:
+                self._send_started()
+
+    def _send_started(self):
+        """Real time: the latest plan's action for now, if that plan has started (else the timer's turn)."""
+        with self._lock:
+            now = time.monotonic()
+            command = None if self._stale or now < self._schedule.latest_start else self._schedule.action_at(now)
+            self._answered_since_tick |= command is not None
+        if command is not None:
+            self._send(command)
 
     def _predict(self, obs, committed):
         """The state after the committed actions [n, A] under the model's elite mean (obs itself when None)."""
@@ -294,7 +312,7 @@ class ControllerNode(Node):
             latency = np.array(self._latency) * 1e3
             stale, reason, waiting = self._stale, self._stale_reason, self._state is None
             age = now - self._state[3] if self._state else float('nan')
-            value = self._plan_value
+            value, lead = self._plan_value, self._lead
         dropped = sum(self._check.dropped.values())
         fresh_drops = dropped - self._reported['dropped']
         rate = (count['commands'] - self._reported['commands']) / (now - self._reported['time'])
@@ -310,7 +328,8 @@ class ControllerNode(Node):
         p50, p99 = np.percentile(latency, [50, 99]) if len(latency) else (float('nan'), float('nan'))
         values = {'mode': self._mode, 'lockstep': self._lockstep, **count,
                   'control_rate_hz': f'{rate:.2f}', 'latency_p50_ms': f'{p50:.2f}', 'latency_p99_ms': f'{p99:.2f}',
-                  'state_age_s': f'{age:.3f}', 'plan_value': f'{value:.3f}', 'states_dropped': dropped,
+                  'lead_periods': lead, 'state_age_s': f'{age:.3f}', 'plan_value': f'{value:.3f}',
+                  'states_dropped': dropped,
                   **self._check.dropped}
         diagnostics(self, self._diag_pub, 'controller', level, message, self._describe, values)
 

@@ -214,6 +214,7 @@ def summarize(args, spec: TaskSpec, rec: Recorder, ep: dict, settings: dict) -> 
             'latency_p50_ms': float(values['latency_p50_ms']), 'latency_p99_ms': float(values['latency_p99_ms']),
             'deadline_misses': int(values['deadline_misses']), 'plans': int(values['plans']),
             'stale_events': int(values['stale_events']), 'planner': status.hardware_id, 'settings': settings,
+            'lead_periods': int(values.get('lead_periods', 0)),  # real time: planning latency compensated
         },
         'consistency': {
             'transitions': len(real), 'threshold': THRESHOLD,

@@ -1,10 +1,11 @@
 """Which plan's action applies when, in real time, and what is already committed when a new plan starts.
 
-A plan made from the state received at t0 is ready L seconds later. Started at t0, its first
-actions are for moments already past, and they were chosen for a trajectory the robot did not take:
-it kept executing the previous plan meanwhile. With a lead of n periods the controller instead plans
-from the state its model predicts for t0 + n * period under the actions the schedule commits until
-then, and the new plan starts at that moment. Until a plan starts, the one before it keeps commanding.
+A plan made from the state received at t0 is ready L seconds later. When the robot has stepped
+meanwhile (L longer than the control period), a plan started at t0 has first actions for moments
+already past, chosen for a trajectory the robot did not take: it kept executing the previous plan.
+With a lead of n periods the controller instead plans from the state its model predicts for
+t0 + n * period under the actions the schedule commits until then, and the new plan starts at that
+moment. Until a plan starts, the one before it keeps commanding.
 Times are seconds on one clock (the controller's steady clock).
 """
 
@@ -50,8 +51,12 @@ class PlanSchedule:
 
 
 def lead_periods(latencies, period: float, horizon: int) -> int:
-    """Periods a plan is ready after its state arrived: the median recent planning time, rounded up
-    (0 without measurements), at most horizon - 1 so the plan keeps an action of its own."""
+    """Robot steps that pass while a plan is made: the median recent planning time in whole periods,
+    rounded down (0 without measurements), at most horizon - 1 so the plan keeps an action of its own.
+
+    Down, because a robot stepping at the control period acts on a state until its next step: a plan
+    ready within the period still answers the state it was made from.
+    """
     if not len(latencies):
         return 0
-    return int(min(np.ceil(np.median(latencies) / period), horizon - 1))
+    return int(min(np.floor(np.median(latencies) / period), horizon - 1))
