@@ -44,7 +44,7 @@ PARAMS_DIR = runner.config_dir().parent / 'params'
 SIM, CONTROLLER, FILTER = 'morec_sim', 'morec_controller', 'morec_filter'
 MODES = ('lockstep', 'realtime')
 MODE_NOTES = {
-    'lockstep': 'lockstep (the default: on 2 cores the filtered planner does not keep the control period): '
+    'lockstep': 'lockstep (the default: a planner that misses the period on a busy machine costs no return): '
                 'the sim waits for every command, so the episode is the one the planner earns at its '
                 'settings on any machine; rate and latency say how far from real time that is',
     'realtime': 'realtime: the sim runs on the wall clock and holds the latest command; the rate is the true '
