@@ -169,8 +169,9 @@ def cmd_distill_reward(args) -> int:
     student = distill_dynamics_reward(teacher, Dataset.load(args.data), ensemble, cfg, log_csv=out / "distill_log.csv")
     shutil.copy2(source / ENSEMBLE_PT, out / ENSEMBLE_PT)
     student.save(out / REWARD_PT)
-    if "ensemble" in read_card(source):
-        update_card(out, "ensemble", read_card(source)["ensemble"])
+    card = read_card(source)
+    if "ensemble" in card:
+        update_card(out, "ensemble", card["ensemble"])
     update_card(out, "dynamics_reward", {"distilled_from": str(source / REWARD_PT), "data": str(args.data),
                                          "command": args.command_line, **student.metadata})
     print(f"saved {out / REWARD_PT}: one discriminator distilled from {teacher.num_snapshots} snapshots")
