@@ -7,7 +7,7 @@ import pytest
 
 from morec.behavior import SACConfig, pick_checkpoint, train_sac
 from morec.cli import main
-from morec.collect import rollout_dataset
+from morec.collect import SineGait, rollout_dataset
 from morec.dataset import Dataset
 from morec.task_spec import load_task_spec
 
@@ -66,3 +66,31 @@ def test_same_seed_gives_the_same_data():
     a = rollout_dataset(task, None, 300, seed=3, policy_name="random", progress=False)
     b = rollout_dataset(task, None, 300, seed=3, policy_name="random", progress=False)
     assert a.fingerprint() == b.fingerprint()
+
+
+def test_sine_gait_is_periodic_within_the_limits_and_differs_per_environment():
+    task = load_task_spec("halfcheetah")
+    gait = SineGait(task, seed=0, amplitude=(1.0, 1.0), frequency_hz=(1.0, 1.0))
+    obs = np.zeros((3, task.obs_dim), np.float32)
+    actions = np.stack([gait(obs) for _ in range(41)])  # [t, env, A]; period 1 s = 20 steps of 0.05 s
+    assert actions.shape == (41, 3, task.action_dim)
+    assert (actions >= task.action_low).all() and (actions <= task.action_high).all()
+    np.testing.assert_allclose(actions[0], actions[20], atol=1e-5)
+    np.testing.assert_allclose(actions[0], actions[40], atol=1e-5)
+    assert not np.allclose(actions[:, 0], actions[:, 1])  # each environment its own phases
+    np.testing.assert_allclose(actions[5, 0], np.sin(2 * np.pi * 0.25 + gait.params[2][0]), atol=1e-5)
+
+
+def test_collect_sine_gait_on_a_perturbed_variant(tmp_path):
+    nominal, heavy = tmp_path / "nominal.npz", tmp_path / "real.npz"
+    for variant, out in (("nominal", nominal), ("real", heavy)):
+        assert main(["collect", "--task", "inverted_pendulum", "--level", "sine", "--variant", variant,
+                     "--steps", "200", "--seed", "4", "--out", str(out)]) == 0
+    a, b = Dataset.load(nominal), Dataset.load(heavy)
+    assert a.metadata["policy"] == "sine" and b.metadata["variant"] == "real"
+    np.testing.assert_allclose(a.observations[0], b.observations[0])  # same seeds: same start and gait
+    np.testing.assert_allclose(a.actions, b.actions)
+    assert not np.allclose(a.next_observations, b.next_observations)  # but other physics
+    with pytest.raises(Exception, match="variant"):
+        main(["collect", "--task", "inverted_pendulum", "--level", "sine", "--variant", "nope",
+              "--steps", "10", "--out", str(tmp_path / "x.npz")])

@@ -60,7 +60,7 @@ def cmd_collect(args) -> int:
     import torch
 
     from .behavior import load_checkpoints, load_policy, pick_checkpoint
-    from .collect import replay_buffer_dataset, rollout_dataset
+    from .collect import SineGait, replay_buffer_dataset, rollout_dataset
     from .dataset import Dataset
     from .task_spec import load_task_spec
 
@@ -72,20 +72,25 @@ def cmd_collect(args) -> int:
             return next(r for r in load_checkpoints(args.behavior)["checkpoints"] if r["policy"] == args.checkpoint)
         return pick_checkpoint(args.behavior, level, task.d4rl_expert if args.d4rl_reference else None)
 
+    task.variant(args.variant)  # an unknown name fails here, before any rollout
+
     def policy_data(level: str, steps: int, seed: int) -> Dataset:
-        if level == "random":
-            return rollout_dataset(task, None, steps, seed, "random")
+        if level in ("random", "sine"):
+            return rollout_dataset(task, SineGait(task, seed) if level == "sine" else None, steps, seed, level,
+                                   variant=args.variant)
         ckpt = checkpoint(level)
         sac = load_policy(Path(args.behavior) / ckpt["policy"])
         # Stochastic actions, as D4RL's data: the SAC policy's own exploration noise.
         data = rollout_dataset(task, lambda o: sac.predict(o, deterministic=False)[0], steps, seed,
-                               f"{level}:{ckpt['policy']}")
+                               f"{level}:{ckpt['policy']}", variant=args.variant)
         data.metadata["behavior_checkpoint"] = ckpt
         return data
 
-    if args.level in ("random", "medium", "expert"):
+    if args.level in ("random", "medium", "expert", "sine"):
         data = policy_data(args.level, args.steps, args.seed)
     elif args.level == "medium-replay":
+        if args.variant != "nominal":
+            raise SystemExit("--variant applies to new rollouts; medium-replay replays the nominal robot's buffer")
         ckpt = checkpoint("medium")
         data = replay_buffer_dataset(task, Path(args.behavior) / ckpt["replay_buffer"], f"medium-replay:{ckpt['policy']}")
         data.metadata["behavior_checkpoint"] = ckpt
@@ -295,7 +300,11 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("collect", help="write an offline dataset")
     p.add_argument("--task", required=True)
-    p.add_argument("--level", required=True, choices=("random", "medium", "expert", "medium-replay", "medium-expert"))
+    p.add_argument("--level", required=True,
+                   choices=("random", "medium", "expert", "medium-replay", "medium-expert", "sine"),
+                   help="D4RL-style levels, or sine: an open-loop periodic gait (evaluation data)")
+    p.add_argument("--variant", default="nominal",
+                   help="robot variant of the task spec (its physics only: no sensor noise or delay)")
     p.add_argument("--behavior", help="directory of `morec behavior train` (all levels but random)")
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--seed", type=int, default=0)

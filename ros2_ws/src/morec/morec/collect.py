@@ -2,7 +2,8 @@
 
 Levels follow D4RL: `random` (uniform actions), `medium` (a SAC checkpoint at about a third of the
 expert return), `expert` (the best checkpoint), `medium-replay` (the replay buffer of the medium
-checkpoint's training run), `medium-expert` (medium and expert data, half each).
+checkpoint's training run), `medium-expert` (medium and expert data, half each). `sine` is none of
+D4RL's: an open-loop periodic gait (SineGait), a policy no training set comes from, for evaluation.
 """
 
 from __future__ import annotations
@@ -16,18 +17,46 @@ from tqdm import tqdm
 from .dataset import Dataset
 from .task_spec import SimulatedRobot, TaskSpec
 
-LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert")
+LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert", "sine")
+
+
+class SineGait:
+    """Open-loop periodic gait: a_j(t) = c_j + amplitude * h_j * sin(2 pi f t + phase_j), clipped to the
+    actuator limits (c, h: their centre and half range; t: steps x control period).
+
+    Each environment (row of the batch) gets its own amplitude, frequency and per-actuator phases, drawn
+    once from the seed. Called once per step for all environments, as `rollout_dataset` does; time runs
+    on across episode resets (the gait ignores the state).
+    """
+
+    def __init__(self, task: TaskSpec, seed: int, amplitude=(0.3, 1.0), frequency_hz=(0.5, 3.0)):
+        self.low, self.high, self.dt = task.action_low, task.action_high, task.control_period
+        self.rng, self.amplitude, self.frequency_hz = np.random.default_rng(seed), amplitude, frequency_hz
+        self.params, self.step = None, 0
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        if self.params is None:
+            n, dims = len(obs), len(self.low)
+            self.params = (self.rng.uniform(*self.amplitude, (n, 1)), self.rng.uniform(*self.frequency_hz, (n, 1)),
+                           self.rng.uniform(0.0, 2 * np.pi, (n, dims)))
+        amplitude, frequency, phase = self.params
+        t, self.step = self.step * self.dt, self.step + 1
+        centre, half = (self.high + self.low) / 2, (self.high - self.low) / 2
+        wave = np.sin(2 * np.pi * frequency * t + phase)
+        return np.clip(centre + amplitude * half * wave, self.low, self.high).astype(np.float32)
 
 
 def rollout_dataset(task: TaskSpec, policy, n_steps: int, seed: int, policy_name: str,
-                    progress: bool = True, n_envs: int = 8) -> Dataset:
+                    progress: bool = True, n_envs: int = 8, variant: str = "nominal") -> Dataset:
     """Collect `n_steps` transitions from `n_envs` environments stepped side by side.
 
     `policy(obs [n, S]) -> actions [n, A]` is called once per step for all environments (batching
     is what makes collection fast), or None for uniform random actions. Each environment's
-    transitions are kept together, so episodes stay contiguous in the data set.
+    transitions are kept together, so episodes stay contiguous in the data set. `variant` names a
+    robot variant of the task spec; only its physics applies (`TaskSpec.make_env`), not its sensor
+    noise or actuation delay.
     """
-    envs = [task.make_env() for _ in range(n_envs)]
+    envs = [task.make_env(variant) for _ in range(n_envs)]
     names = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
     per_env = [{k: [] for k in names} for _ in envs]
     obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
@@ -59,7 +88,8 @@ def rollout_dataset(task: TaskSpec, policy, n_steps: int, seed: int, policy_name
         if rec["terminals"]:
             rec["timeouts"][-1] = not rec["terminals"][-1]
     arrays = {k: np.concatenate([np.asarray(rec[k]) for rec in per_env if rec[k]]) for k in names}
-    meta = {"env_id": task.env_id, "policy": policy_name, "seed": seed, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    meta = {"env_id": task.env_id, "policy": policy_name, "variant": variant, "seed": seed,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "completed_episodes": len(returns),
             "policy_return_mean": float(np.mean(returns)) if returns else None,
             "gymnasium_version": _gym_version()}
