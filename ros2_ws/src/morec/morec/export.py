@@ -1,4 +1,5 @@
-"""Export the ensemble, the dynamics reward and behaviour policies to ONNX, one graph each, batch axis dynamic.
+"""Export the ensemble, the dynamics reward and policies (behaviour and offline-trained, with the offline
+policy's critic) to ONNX, one graph each, batch axis dynamic.
 
 Each file carries a JSON metadata entry "morec" (kind, dimensions, elites, task, data fingerprint,
 versions) that runtime.py checks at load time, and every export is verified on random inputs before
@@ -110,6 +111,24 @@ def export_policy(sb3_zip_path: str | Path, path: str | Path, task: TaskSpec) ->
     _export(graph, (obs,), ["obs"], ["action"], {"obs": {0: "batch"}, "action": {0: "batch"}}, path, meta,
             check=True, expected=expected)
     return meta
+
+
+def export_offline_policy(actor: nn.Module, critic: nn.Module, out_dir: str | Path, task: TaskSpec,
+                          info: dict) -> dict:
+    """An offline-trained actor (deterministic action, observation scaling inside) as `policy.onnx`, and its
+    critic, min over the twin Q-networks, as `critic.onnx` (obs, act -> q [batch]); both parity-checked."""
+    out_dir = Path(out_dir)
+    common = {"obs_dim": task.obs_dim, "act_dim": task.action_dim, **_common_meta({"env_id": task.env_id}), **info}
+    center, scale = actor.scaler.mean, actor.scaler.std
+    obs, _ = _random_inputs(center, scale, task.obs_dim, 256)
+    act = torch.as_tensor(task.action_low + (task.action_high - task.action_low)
+                          * np.random.default_rng(0).random((256, task.action_dim)), dtype=torch.float32)
+    policy_meta, critic_meta = {"kind": "policy", **common}, {"kind": "critic", **common}
+    _export(actor.eval(), (obs,), ["obs"], ["action"], {"obs": {0: "batch"}, "action": {0: "batch"}},
+            out_dir / "policy.onnx", policy_meta, check=True)
+    _export(critic.eval(), (obs, act), ["obs", "act"], ["q"], {"obs": {0: "batch"}, "act": {0: "batch"}, "q": {0: "batch"}},
+            out_dir / "critic.onnx", critic_meta, check=True)
+    return {"policy": policy_meta, "critic": critic_meta}
 
 
 def _common_meta(model_meta: dict) -> dict:

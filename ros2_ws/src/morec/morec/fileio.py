@@ -40,9 +40,10 @@ def write_json(path: str | os.PathLike, obj) -> None:
 class CsvLog:
     """Training-loss log, one row per call, flushed at once so a long run can be watched."""
 
-    def __init__(self, path: str | os.PathLike | None, header: list[str]):
+    def __init__(self, path: str | os.PathLike | None, header: list[str], append: bool = False):
+        """`append` continues an existing log (a resumed run) instead of starting a new one."""
         self.path = Path(path) if path else None
-        if self.path:
+        if self.path and not (append and self.path.exists()):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("w", newline="") as f:
                 csv.writer(f).writerow(header)

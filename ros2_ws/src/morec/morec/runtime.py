@@ -1,8 +1,8 @@
 """ONNX Runtime loading: sessions on CUDA when onnxruntime-gpu and a GPU are present, else CPU.
 
 OnnxDynamics and OnnxReward implement the rollout engine's backend interfaces over the exported
-graphs, and OnnxPolicy runs an exported policy, so ROS nodes and planners need neither torch nor the
-training code.
+graphs, OnnxPolicy runs an exported policy and OnnxCritic an offline policy's critic (the planners'
+terminal value), so ROS nodes and planners need neither torch nor the training code.
 """
 
 from __future__ import annotations
@@ -113,3 +113,17 @@ class OnnxPolicy:
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input: np.asarray(obs, np.float32)})[0]
+
+
+class OnnxCritic:
+    """An offline policy's exported critic (`morec train-policy`): Q(obs [batch, S], act [batch, A]) -> [batch]."""
+
+    def __init__(self, path: str | Path, task, device: str = "auto", threads: int = 0):
+        self.session = make_session(path, device, intra_op_threads=threads)
+        self.meta = read_metadata(self.session, path, "critic")
+        check_dims(self.meta, path, task.obs_dim, task.action_dim)
+        if self.meta.get("env_id") not in (None, task.env_id):
+            raise ModelFileError(f"{path} is a critic for {self.meta['env_id']}, not {task.env_id}")
+
+    def __call__(self, obs: np.ndarray, act: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"obs": np.asarray(obs, np.float32), "act": np.asarray(act, np.float32)})[0]

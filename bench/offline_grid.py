@@ -1,0 +1,80 @@
+"""The offline-RL benchmark grid: every (method, dataset, seed) cell is an independent, resumable job.
+
+A cell runs `morec train-policy` into artifacts/offline/<dataset>/<method>_seed<k>/ and, when it finishes,
+writes docs/results/offline/<dataset>/<method>_seed<k>.json (config, seed, budget, learning curve). Finished
+cells are skipped, interrupted ones resume from their last checkpoint, so the grid can be stopped and
+restarted at any time. Cells run one after another here; `--ray auto|local|ADDRESS` submits them to a Ray
+cluster instead (`pip install ray`), one CPU-bound cell per worker.
+
+    .venv/bin/python bench/offline_grid.py --methods morec-mopo mopo --seeds 0 1 2
+    .venv/bin/python bench/offline_grid.py --datasets halfcheetah-medium --steps 100000 --ray local
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = {"mopo": ("mopo", False), "morec-mopo": ("mopo", True), "mobile": ("mobile", False),
+           "morec-mobile": ("mobile", True)}
+# dataset name -> (data file, bundle, level); data files come from bench/halfcheetah_reward.sh.
+DATASETS = {"halfcheetah-medium": ("artifacts/bench/halfcheetah/medium.npz", "models/halfcheetah", "medium")}
+
+
+def cell_command(method: str, dataset: str, seed: int, steps: int, extra: list[str], root: Path, threads: int,
+                 datasets: dict = DATASETS) -> tuple[list[str], Path]:
+    backbone, morec = METHODS[method]
+    data, bundle, level = datasets[dataset]
+    run = root / "artifacts" / "offline" / dataset / f"{method}_seed{seed}"
+    result = root / "docs" / "results" / "offline" / dataset / f"{method}_seed{seed}.json"
+    cmd = [sys.executable, "-m", "morec.cli", "train-policy", "--bundle", str(root / bundle), "--data", str(root / data),
+           "--level", level, "--backbone", backbone, "--out", str(run), "--result", str(result), "--seed", str(seed),
+           "--threads", str(threads)]
+    cmd += [] if morec else ["--no-morec"]
+    cmd += ["--resume"] if (run / "checkpoint.pt").exists() else []
+    cmd += ["--set", f"steps={steps}", *extra]
+    return cmd, result
+
+
+def run_cell(cmd: list[str]) -> int:
+    return subprocess.call(cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=100_000, help="gradient steps per cell (the same for every method)")
+    p.add_argument("--set", nargs="*", default=[], help="OfflineRLConfig overrides for every cell")
+    p.add_argument("--ray", help="submit cells to Ray: 'local' starts a local instance, else an address or 'auto'")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads per cell (1 keeps a cell fast beside other work on a small machine)")
+    p.add_argument("--root", type=Path, default=ROOT, help="where artifacts/ and docs/results/ are")
+    args = p.parse_args(argv)
+
+    cells = [(m, d, s) for s in args.seeds for d in args.datasets for m in args.methods]
+    todo = []
+    for cell in cells:
+        cmd, result = cell_command(*cell, args.steps, args.set, args.root, args.threads)
+        print(f"{'done' if result.exists() else 'to run':>7}  {cell[0]} {cell[1]} seed {cell[2]}", flush=True)
+        if not result.exists():
+            todo.append(cmd)
+    if args.ray:
+        import ray
+
+        ray.init(address=None if args.ray == "local" else args.ray, include_dashboard=False)
+        remote = ray.remote(num_cpus=1)(run_cell)
+        codes = ray.get([remote.remote(cmd) for cmd in todo])
+    else:
+        codes = [run_cell(cmd) for cmd in todo]
+    failed = sum(code != 0 for code in codes)
+    print(f"{len(todo) - failed} of {len(todo)} cells finished" + (f", {failed} failed" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
