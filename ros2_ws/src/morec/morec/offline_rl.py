@@ -310,17 +310,33 @@ class OfflineTrainer:
         q = self.critic_target(nxt, next_act).min(dim=0).values.view(k, len(elites), -1)
         return q.mean(dim=0).std(dim=0)
 
-    def update(self, batch: list[torch.Tensor], n_real: int) -> dict:
+    @property
+    def n_real(self) -> int:
+        return int(round(self.cfg.batch_size * self.cfg.real_ratio))
+
+    def sample_batch(self) -> list[torch.Tensor]:
+        """`n_real` rows of the data, then the rest from the model buffer."""
+        real = tuple(a[self.rng.integers(0, len(self.data), self.n_real)] for a in self.real)
+        return mix_batch(real, self.buffer.sample(self.cfg.batch_size - self.n_real, self.rng))
+
+    @torch.no_grad()
+    def td_target(self, batch: list[torch.Tensor], n_real: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Soft Bellman target and the MOBILE penalty of each row (zero on real rows and under MOPO)."""
         obs, act, reward, next_obs, terminal = batch
-        cfg, alpha = self.cfg, self.log_alpha.exp().detach()
-        with torch.no_grad():
-            next_act, next_logp = self.actor.sample(next_obs)
-            next_q = self.critic_target(next_obs, next_act).min(dim=0).values - alpha * next_logp
-            target = reward + cfg.gamma * (1.0 - terminal) * next_q
-            penalty = torch.zeros_like(reward)
-            if cfg.backbone == "mobile":
-                penalty[n_real:] = self.mobile_penalty(obs[n_real:], act[n_real:])
-                target = (target - cfg.penalty_coef * penalty).clamp(min=0.0)
+        cfg, alpha = self.cfg, self.log_alpha.exp()
+        next_act, next_logp = self.actor.sample(next_obs)
+        next_q = self.critic_target(next_obs, next_act).min(dim=0).values - alpha * next_logp
+        target = reward + cfg.gamma * (1.0 - terminal) * next_q
+        penalty = torch.zeros_like(reward)
+        if cfg.backbone == "mobile":
+            penalty[n_real:] = self.mobile_penalty(obs[n_real:], act[n_real:])
+            target = (target - cfg.penalty_coef * penalty).clamp(min=0.0)
+        return target, penalty
+
+    def update(self, batch: list[torch.Tensor], n_real: int) -> dict:
+        obs, act = batch[0], batch[1]
+        alpha = self.log_alpha.exp().detach()
+        target, penalty = self.td_target(batch, n_real)
         q = self.critic(obs, act)
         critic_loss = (q - target).pow(2).mean(dim=1).sum()
         self.critic_opt.zero_grad(set_to_none=True)
@@ -343,7 +359,7 @@ class OfflineTrainer:
 
         with torch.no_grad():
             online, target_params = list(self.critic.mlp.parameters()), list(self.critic_target.mlp.parameters())
-            torch._foreach_lerp_(target_params, online, cfg.tau)
+            torch._foreach_lerp_(target_params, online, self.cfg.tau)
         return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "q_mean": q.detach().mean(),
                 "penalty_mean": penalty.mean()}
 
@@ -351,16 +367,13 @@ class OfflineTrainer:
     def run(self, until: int | None = None) -> dict:
         cfg = self.cfg
         until = cfg.steps if until is None else min(until, cfg.steps)
-        n_real = int(round(cfg.batch_size * cfg.real_ratio))
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"{cfg.method} {self.task.env_id}",
                    disable=not self.progress, mininterval=5)
         start, sums, count = time.perf_counter() - self.elapsed, {}, 0
         while self.step < until:
             if self.step % cfg.rollout_every == 0:
                 self.rollout_stats = self.rollout()
-            real = tuple(a[self.rng.integers(0, len(self.data), n_real)] for a in self.real)
-            batch = mix_batch(real, self.buffer.sample(cfg.batch_size - n_real, self.rng))
-            losses = self.update(batch, n_real)
+            losses = self.update(self.sample_batch(), self.n_real)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v
             count += 1
