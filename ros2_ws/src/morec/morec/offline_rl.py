@@ -118,7 +118,7 @@ class Actor(nn.Module):
 
     def __init__(self, obs_dim: int, low: np.ndarray, high: np.ndarray, hidden: tuple[int, ...]):
         super().__init__()
-        act_dim = len(low)
+        act_dim = self.act_dim = len(low)
         self.scaler = Standardizer(obs_dim)
         layers, n_in = [], obs_dim
         for n in hidden:
@@ -130,8 +130,9 @@ class Actor(nn.Module):
         self.register_buffer("half_range", torch.as_tensor((high - low) / 2, dtype=torch.float32))
 
     def _dist(self, obs):
-        mean, log_std = self.head(self.trunk(self.scaler(obs))).chunk(2, dim=-1)
-        return mean, log_std.clamp(-5.0, 2.0)
+        out = self.head(self.trunk(self.scaler(obs)))
+        # Slices of a known width (not chunk) keep the exported graph's action dimension static.
+        return out[:, : self.act_dim], out[:, self.act_dim:].clamp(-5.0, 2.0)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """The deterministic action (what is exported and evaluated)."""
