@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from morec.planners import CEMConfig, MPPIConfig, evaluate, make_planner
+from morec.planners import CEMConfig, MPPIConfig, evaluate, make_planner, policy_value
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.task_spec import load_task_spec
 
@@ -164,3 +164,24 @@ def test_prior_guides_a_small_search_to_good_actions(toy):
     guided = make_planner("mppi", unfiltered(toy), toy, prior=lambda obs: np.full((len(obs), 1), 1.9),
                           **settings).plan(np.zeros(2)).actions[0, 0]
     assert abs(alone) < 0.5 and abs(guided - 2.0) < 0.2
+
+
+def test_evaluate_adds_the_discounted_terminal_value_of_sequences_still_alive(toy, rng):
+    actions = np.array([[[2.0], [2.0]], [[3.0], [3.0]]])
+    # From 0, pushing 2 twice stays on the rail and ends at position 4; from 7, pushing 3 leaves it at once.
+    value = lambda obs: 100.0 + obs[:, 0]  # noqa: E731
+    returns = evaluate(unfiltered(toy), toy, np.zeros(2), actions[:1], rng, discount=0.5, terminal_value=value)
+    np.testing.assert_allclose(returns, [2.0 * 1.5 + 0.25 * (100.0 + 4.0)])
+    ended = evaluate(unfiltered(toy), toy, np.array([7.0, 0.0]), actions[1:], rng, discount=0.5, terminal_value=value)
+    np.testing.assert_allclose(ended, [0.75])  # left the rail at the first step: no terminal value
+
+
+@pytest.mark.parametrize("name", ["mppi", "cem"])
+def test_a_terminal_value_changes_a_short_sighted_choice(toy, name):
+    # Over one step the best push is 2; a value that charges 10 per unit of distance from the origin
+    # makes staying put best.
+    settings = dict(samples=256, horizon=1, iterations=8, seed=0, **SETTINGS[name])
+    myopic = make_planner(name, unfiltered(toy), toy, **settings).plan(np.zeros(2)).actions[0, 0]
+    value = policy_value(lambda obs, act: -10.0 * np.abs(obs[:, 0]), lambda obs: np.zeros((len(obs), 1)))
+    farsighted = make_planner(name, unfiltered(toy), toy, terminal_value=value, **settings).plan(np.zeros(2)).actions[0, 0]
+    assert abs(myopic - 2.0) < 0.25 and abs(farsighted) < 0.25

@@ -12,6 +12,10 @@ With a `prior` policy (typically the behaviour policy that made the training dat
 `morec export-policy`) the starting mean is instead the prior's own rollout through the same model,
 as in MBOP (Argenson and Dulac-Arnold 2021): the search then stays near actions the data covers,
 where the model is trustworthy, and improves on them rather than exploiting the model elsewhere.
+
+With a `terminal_value` V(s) (typically an offline-trained policy's critic, V(s) = Q(s, pi(s)), see
+`policy_value`) every sequence still alive at the end of the horizon is credited with discount^H V(s_H),
+so a short horizon still sees what comes after it (as TD-MPC and LOOP do).
 """
 
 from __future__ import annotations
@@ -81,12 +85,14 @@ class Plan:
 
 
 def evaluate(model: FilteredDynamics, task: TaskSpec, obs: np.ndarray, actions: np.ndarray,
-             rng: np.random.Generator, discount: float = 0.99, termination_penalty: float = 0.0) -> np.ndarray:
+             rng: np.random.Generator, discount: float = 0.99, termination_penalty: float = 0.0,
+             terminal_value: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Discounted model return of action sequences [N, H, A] started from one observation [S]: [N].
 
     Each step adds the task reward r(s, a, s') of the filtered prediction. A terminal transition
     ends a sequence's return and costs `termination_penalty`; when the filter ended it (no candidate
     was trusted) its reward is not counted either, since the prediction it rests on is not believed.
+    Sequences alive after the last step add discount^H terminal_value(s_H).
     """
     n = len(actions)
     steps = np.ascontiguousarray(np.swapaxes(actions, 0, 1), dtype=np.float32)  # [H, N, A]
@@ -105,17 +111,27 @@ def evaluate(model: FilteredDynamics, task: TaskSpec, obs: np.ndarray, actions: 
             break
         state = step.next_obs
         weight *= discount
+    else:
+        if terminal_value is not None:
+            returns[alive] += weight * terminal_value(state[alive])
     return returns
+
+
+def policy_value(critic: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                 policy: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """V(s) = Q(s, pi(s)): a critic and the policy it was trained with, as a planner's terminal value."""
+    return lambda obs: critic(obs, policy(obs))
 
 
 class SamplingPlanner:
     """Shared machinery: bounds, warm start, sampling, the final prediction along the plan."""
 
     def __init__(self, model: FilteredDynamics, task: TaskSpec, cfg: PlannerConfig,
-                 prior: Callable[[np.ndarray], np.ndarray] | None = None):
+                 prior: Callable[[np.ndarray], np.ndarray] | None = None,
+                 terminal_value: Callable[[np.ndarray], np.ndarray] | None = None):
         if model.obs_dim != task.obs_dim:
             raise ValueError(f"model predicts {model.obs_dim}-dim states, task {task.name} has {task.obs_dim}")
-        self.model, self.task, self.cfg, self.prior = model, task, cfg, prior
+        self.model, self.task, self.cfg, self.prior, self.terminal_value = model, task, cfg, prior, terminal_value
         self.low = task.action_low.astype(np.float32)
         self.high = task.action_high.astype(np.float32)
         self.center = (self.low + self.high) / 2
@@ -157,7 +173,8 @@ class SamplingPlanner:
         return np.clip(mean + std * eps, self.low, self.high)
 
     def _returns(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        return evaluate(self.model, self.task, obs, actions, self.rng, self.cfg.discount, self.cfg.termination_penalty)
+        return evaluate(self.model, self.task, obs, actions, self.rng, self.cfg.discount, self.cfg.termination_penalty,
+                        self.terminal_value)
 
     def _optimize(self, obs: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, float]:
         raise NotImplementedError
@@ -193,10 +210,12 @@ class CEM(SamplingPlanner):
         return mean.astype(np.float32), float(returns.max())
 
 
-def make_planner(name: str, model: FilteredDynamics, task: TaskSpec, prior=None, **overrides) -> SamplingPlanner:
-    """An MPPI or CEM planner with its config's defaults replaced by `overrides`, optionally around a prior policy."""
-    if name == "mppi":
-        return MPPI(model, task, MPPIConfig(**overrides), prior)
-    if name == "cem":
-        return CEM(model, task, CEMConfig(**overrides), prior)
-    raise ValueError(f"planner must be one of {PLANNERS}, got {name!r}")
+def make_planner(name: str, model: FilteredDynamics, task: TaskSpec, prior=None, terminal_value=None,
+                 **overrides) -> SamplingPlanner:
+    """An MPPI or CEM planner with its config's defaults replaced by `overrides`, optionally around a prior
+    policy and with a terminal value."""
+    configs = {"mppi": (MPPI, MPPIConfig), "cem": (CEM, CEMConfig)}
+    if name not in configs:
+        raise ValueError(f"planner must be one of {PLANNERS}, got {name!r}")
+    planner, config = configs[name]
+    return planner(model, task, config(**overrides), prior, terminal_value)

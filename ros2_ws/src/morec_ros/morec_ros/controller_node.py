@@ -36,9 +36,9 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from morec.planners import PLANNERS, CEMConfig, MPPIConfig, make_planner
+from morec.planners import PLANNERS, CEMConfig, MPPIConfig, make_planner, policy_value
 from morec.rollout import FilterConfig, FilteredDynamics
-from morec.runtime import ModelFileError, OnnxPolicy
+from morec.runtime import ModelFileError, OnnxCritic, OnnxPolicy
 from morec.task_spec import TaskSpec, load_task_spec
 from morec_ros.common import (InputCheck, bundle_dir, declare, diagnostics, load_dynamics, load_reward,
                               main_for, matrix, model_file)
@@ -74,6 +74,9 @@ class ControllerNode(Node):
                                              '(relative paths from the repository root)')
         prior_policy = declare(self, 'prior_policy', '', "mode 'mpc': an ONNX policy whose rollout through the model "
                                                          "seeds every plan (the behaviour policy); '' = none")
+        terminal_value = declare(self, 'terminal_value', '',
+                                 "mode 'mpc': an offline policy's critic.onnx (`morec train-policy`); every plan's "
+                                 "end is valued Q(s, pi(s)) with the policy.onnx beside it; '' = none")
         planner = declare(self, 'planner', 'mppi', f'one of {PLANNERS}')
         filtered = declare(self, 'filtered', True, 'plan through the MOREC filter (else unfiltered_mode)')
         unfiltered_mode = declare(self, 'unfiltered_mode', 'elite_mean', f'when not filtered: one of {UNFILTERED}')
@@ -125,8 +128,14 @@ class ControllerNode(Node):
             # Latency compensation predicts with the elites' mean, the best open-loop predictor (README).
             self._predictor = FilteredDynamics(dynamics, None, FilterConfig(mode='elite_mean', clip=cfg.clip))
             prior = OnnxPolicy(model_file(prior_policy), spec, device, threads) if prior_policy else None
-            self._planner = make_planner(planner, model, spec, prior=prior, **settings)
-            self._describe = f'{planner} ({label}) on {source}' + (f', prior {prior_policy}' if prior else '')
+            value = None
+            if terminal_value:
+                critic_path = model_file(terminal_value)
+                value = policy_value(OnnxCritic(critic_path, spec, device, threads),
+                                     OnnxPolicy(critic_path.parent / 'policy.onnx', spec, device, threads))
+            self._planner = make_planner(planner, model, spec, prior=prior, terminal_value=value, **settings)
+            self._describe = (f'{planner} ({label}) on {source}' + (f', prior {prior_policy}' if prior else '')
+                              + (f', terminal value {terminal_value}' if value else ''))
             self._warm_up(source)
         else:
             if not policy:
