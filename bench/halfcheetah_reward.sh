@@ -7,15 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MOREC="${MOREC:-.venv/bin/python -m morec.cli}"
-BEHAVIOR=models/behavior/halfcheetah
 OUT=artifacts/bench/halfcheetah
 NAME="${NAME:-default}"
 THREADS="${THREADS:-1}"
 mkdir -p "$OUT"
 
-# Training data: the SAC checkpoint closest to a third of the D4RL expert return (sac_50000, return 3529).
-[ -f $OUT/medium.npz ] || $MOREC collect --task halfcheetah --level medium --checkpoint sac_50000.zip \
-  --behavior $BEHAVIOR --steps 300000 --seed 0 --out $OUT/medium.npz
+# Training data (the SAC checkpoint closest to a third of the D4RL expert return: sac_50000, return 3529) and
+# evaluation data (held-out medium episodes, the best shipped checkpoint, uniform random actions, and more).
+MOREC="$MOREC" bash bench/halfcheetah_data.sh
 
 # The ensemble is shared by every reward variant.
 [ -f $OUT/ensemble/ensemble.pt ] || $MOREC train-dynamics --data $OUT/medium.npz --bundle $OUT/ensemble \
@@ -31,13 +30,6 @@ else
   $MOREC train-reward --data $OUT/medium.npz --bundle "$BUNDLE" --threads "$THREADS" ${EXTRA:+--set $EXTRA}
 fi
 $MOREC export --bundle "$BUNDLE"
-# Evaluation data: held-out medium episodes, the best shipped checkpoint ("expert"), uniform random actions.
-[ -f $OUT/medium_eval.npz ] || $MOREC collect --task halfcheetah --level medium --checkpoint sac_50000.zip \
-  --behavior $BEHAVIOR --steps 50000 --seed 300 --out $OUT/medium_eval.npz
-[ -f $OUT/expert_eval.npz ] || $MOREC collect --task halfcheetah --level expert \
-  --behavior $BEHAVIOR --steps 50000 --seed 200 --out $OUT/expert_eval.npz
-[ -f $OUT/random_eval.npz ] || $MOREC collect --task halfcheetah --level random \
-  --steps 50000 --seed 100 --out $OUT/random_eval.npz
 $MOREC diagnose --bundle "$BUNDLE" --train-data $OUT/medium.npz \
   --eval-data medium_heldout=$OUT/medium_eval.npz expert=$OUT/expert_eval.npz random=$OUT/random_eval.npz \
   --horizon 50 --starts 200 --transitions 2000 --snapshot-sweep ${SWEEP:-1 5 10 20 40} \

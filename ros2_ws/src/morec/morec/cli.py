@@ -7,7 +7,7 @@
     morec distill-reward   one discriminator in place of the snapshot history (one snapshot's scoring cost)
     morec export           export both to ONNX (with a parity check)
     morec export-policy    export a SAC behaviour policy to ONNX for the controller's policy mode
-    morec diagnose         does the filter help? error curves, rank correlation, AUC (JSON + PNG)
+    morec diagnose         does the filter help? error curves, ranking vs a free baseline, termination AUROC (JSON + PNG)
     morec monitor          calibrate the sim-to-real gap monitor and measure it on a perturbed robot
     morec demo             the end-to-end pipeline on the tiny task
     morec up               start the ROS 2 nodes of a launch config (sim, dynamics, filter, controller)
@@ -218,13 +218,14 @@ def cmd_export_policy(args) -> int:
 
 
 def cmd_diagnose(args) -> int:
-    from .diagnostics import diagnose
+    from .diagnostics import decisive_table, diagnose
 
     report = diagnose(Path(args.bundle), Path(args.train_data), dict(s.split("=", 1) for s in args.eval_data),
                       horizon=args.horizon, starts=args.starts, transitions=args.transitions, seed=args.seed,
                       out_json=Path(args.out), plot=Path(args.plot) if args.plot else None,
-                      snapshot_counts=args.snapshot_sweep)
+                      snapshot_counts=args.snapshot_sweep, threads=args.threads, command=args.command_line)
     print(json.dumps(report["summary"], indent=2))
+    print(decisive_table(report))
     return 0
 
 
@@ -349,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="output .onnx")
     p.set_defaults(func=cmd_export_policy)
 
-    p = sub.add_parser("diagnose", help="measure the filter on held-out data")
+    p = sub.add_parser("diagnose", help="measure the filter on held-out data (torch checkpoints of the bundle, "
+                                        "else its ONNX graphs)")
     p.add_argument("--bundle", required=True)
     p.add_argument("--train-data", required=True)
     p.add_argument("--eval-data", nargs="+", required=True, metavar="NAME=PATH")
@@ -360,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="report JSON")
     p.add_argument("--plot", help="report PNG")
     p.add_argument("--snapshot-sweep", nargs="*", type=int, metavar="K",
-                   help="also measure rewards averaging only K of the snapshots (e.g. 1 5 10 40)")
+                   help="also measure rewards averaging only K of the snapshots (e.g. 1 5 10 40; torch bundles)")
+    p.add_argument("--threads", type=int, default=1, help="torch / ONNX Runtime CPU threads")
     p.set_defaults(func=cmd_diagnose)
 
     p = sub.add_parser("monitor", help="calibrate the gap monitor on the nominal robot, measure it on a perturbed one")

@@ -1,0 +1,134 @@
+"""`morec diagnose`'s decisive measurements on a tiny case where the answer is known.
+
+The true dynamics ignores the state (s' = W a), so a model's open-loop state error at a step is the error of
+the candidate it chose there, and a reward that knows W can score candidates by their exact error.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from morec.cli import main
+from morec.dataset import Dataset
+from morec.diagnostics import filter_models, flag_quality, measure_set, scaled_rmse
+
+W = np.array([[1.0, -0.5], [0.3, 2.0], [-1.0, 0.7]], np.float32)  # s' = W a: 3 state dims, 2 actions
+BUNDLE = Path(__file__).resolve().parents[1] / "models" / "inverted_pendulum"
+
+
+def true_next(act: np.ndarray) -> np.ndarray:
+    return (np.asarray(act, np.float32) @ W.T).astype(np.float32)
+
+
+class FakeDynamics:
+    """Four members, three elites: truth plus a fixed offset each (the elites' mean is biased), and a std that
+    grows with |a_0|."""
+
+    obs_dim, act_dim = 3, 2
+    elites = np.array([0, 1, 3])
+    offsets = np.array([0.3, 0.1, 3.0, 0.2], np.float32)[:, None, None]
+
+    def predict(self, obs, act):
+        nxt = true_next(act)[None] + self.offsets  # [4, B, 3]
+        mean = np.concatenate([nxt, np.zeros((*nxt.shape[:2], 1), np.float32)], -1)
+        std = 0.05 + 0.3 * np.abs(np.asarray(act, np.float32)[None, :, :1]) * np.ones_like(mean)
+        return mean, std
+
+
+class TrueErrorReward:
+    """r_D = 1 - (the candidate's true error, as the diagnostics measure it)."""
+
+    def __init__(self, obs_scale):
+        self.obs_scale = obs_scale
+
+    def score(self, obs, act, candidates):
+        return 1.0 - scaled_rmse(candidates, true_next(act)[:, None], self.obs_scale)
+
+
+class ConstantReward:
+    def score(self, obs, act, candidates):
+        return np.ones(candidates.shape[:2], np.float32)
+
+
+def fake_data(episodes=20, length=30, seed=0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    act = rng.standard_normal((episodes, length, 2)).astype(np.float32)
+    nxt = true_next(act.reshape(-1, 2)).reshape(episodes, length, 3)
+    obs = np.concatenate([np.zeros((episodes, 1, 3), np.float32), nxt[:, :-1]], 1)
+    timeouts = np.zeros((episodes, length), bool)
+    timeouts[:, -1] = True
+    return Dataset(obs.reshape(-1, 3), act.reshape(-1, 2), np.zeros(episodes * length), nxt.reshape(-1, 3),
+                   np.zeros(episodes * length, bool), timeouts.ravel(), {"env_id": "fake", "policy": "fake"})
+
+
+@pytest.fixture(scope="module")
+def data():
+    return fake_data()
+
+
+@pytest.fixture(scope="module")
+def obs_scale(data):
+    return data.observations.std(0)
+
+
+def measure(reward, data, obs_scale):
+    return measure_set(filter_models(FakeDynamics(), reward), data, obs_scale, horizon=20, starts=100,
+                       transitions=300, seed=0)
+
+
+def test_a_reward_that_knows_the_error_terminates_perfectly_and_beats_the_free_baseline(data, obs_scale):
+    r = measure(TrueErrorReward(obs_scale), data, obs_scale)
+    t, c = r["termination"], r["candidates"]
+    assert t["steps"] == 20 * 100 and t["positive_share"] == pytest.approx(0.25, abs=0.01)
+    assert t["auroc"]["dynamics_reward"] > 0.99 and t["auroc_within_step"]["dynamics_reward"] > 0.99
+    assert t["auroc"]["disagreement"] < t["auroc"]["dynamics_reward"]
+    # At the r_D < threshold rate the reward flags only wrong steps, or all of them.
+    at = t["at_rate"]["dynamics_reward"]["r_D_below_threshold"]
+    assert 0 < at["flagged"] < 1 and (at["precision"] == pytest.approx(1.0) or at["recall"] == pytest.approx(1.0))
+    assert at["flagged"] == pytest.approx(t["rates"]["r_D_below_threshold"])
+    assert t["at_rate"]["disagreement"]["r_D_below_threshold"]["flagged"] == pytest.approx(at["flagged"])
+    # Within a pair it ranks perfectly and picks the best candidate; the free baseline ranks well but not perfectly.
+    assert c["rank_corr_score"] == pytest.approx(1.0)
+    assert 0.2 < c["rank_corr_free_baseline"] < c["rank_corr_score"]
+    assert c["onestep_error_selected"] == pytest.approx(c["onestep_error_best_candidate"])
+    assert c["selected_by_score_vs_random"] < c["selected_by_free_baseline_vs_random"] < 1.0
+    assert c["pooled_pearson_score_log_mae"] < -0.5
+
+
+def test_a_constant_reward_is_chance(data, obs_scale):
+    r = measure(ConstantReward(), data, obs_scale)
+    t, c = r["termination"], r["candidates"]
+    assert t["auroc"]["dynamics_reward"] == 0.5 and t["auroc_within_step"]["dynamics_reward"] == 0.5
+    assert t["rates"]["r_D_below_threshold"] == 0 and t["at_rate"]["dynamics_reward"]["r_D_below_threshold"] == {
+        "flagged": 0.0, "precision": None, "recall": 0.0}
+    assert c["rank_corr_score"] == 0 and c["rank_corr_score_tied_rows"] == 1
+    assert c["pooled_pearson_score_log_mae"] is None
+    assert c["selected_by_free_baseline_vs_random"] < 1.0  # the baseline needs no reward
+
+
+def test_flagging_at_a_rate_takes_the_highest_signals():
+    positive = np.array([True, False, True, False])
+    assert flag_quality(np.array([3.0, 2.0, 1.0, 0.0]), positive, 0.5) == {"flagged": 0.5, "precision": 0.5,
+                                                                            "recall": 0.5}
+    assert flag_quality(np.array([3.0, 0.0, 2.0, 1.0]), positive, 0.5)["precision"] == 1.0
+
+
+def test_diagnose_runs_a_bundle_of_onnx_graphs(tmp_path, pendulum_data, pendulum_eval_data):
+    assert not list(BUNDLE.glob("*.pt"))  # the shipped tiny bundle has only the exported graphs
+    train, held_out, report_path = tmp_path / "train.npz", tmp_path / "eval.npz", tmp_path / "report.json"
+    pendulum_data.save(train)
+    pendulum_eval_data.save(held_out)
+    assert main(["diagnose", "--bundle", str(BUNDLE), "--train-data", str(train), "--eval-data",
+                 f"held_out={held_out}", "--horizon", "3", "--starts", "30", "--transitions", "200",
+                 "--out", str(report_path)]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["backend"] == "onnx" and report["command"].startswith("morec diagnose")
+    decisive = report["summary"]["held_out"]["decisive"]
+    assert set(decisive["targets_met"]) == {"termination_auroc", "pooled_pearson", "choice"}
+    assert 0 <= decisive["termination_auroc"]["r_D"] <= 1 and "rank_corr_mean_logit" not in report["sets"]["held_out"][
+        "candidates"]
+    with pytest.raises(ValueError, match="torch"):
+        main(["diagnose", "--bundle", str(BUNDLE), "--train-data", str(train), "--eval-data", f"x={held_out}",
+              "--horizon", "3", "--out", str(tmp_path / "r2.json"), "--snapshot-sweep", "1"])
