@@ -7,6 +7,7 @@
     morec distill-reward   one discriminator in place of the snapshot history (one snapshot's scoring cost)
     morec export           export both to ONNX (with a parity check)
     morec export-policy    export a SAC behaviour policy to ONNX for the controller's policy mode
+    morec train-policy     offline policy learning on filtered model rollouts (MOPO / MOBILE, +- MOREC)
     morec diagnose         does the filter help? error curves, ranking vs a free baseline, termination AUROC (JSON + PNG)
     morec monitor          calibrate the sim-to-real gap monitor and measure it on a perturbed robot
     morec demo             the end-to-end pipeline on the tiny task
@@ -217,6 +218,43 @@ def cmd_export_policy(args) -> int:
     return 0
 
 
+def cmd_train_policy(args) -> int:
+    from .bundle import ENSEMBLE_ONNX, REWARD_ONNX
+    from .dataset import Dataset
+    from .export import export_offline_policy
+    from .offline_rl import CHECKPOINT, MinCritic, OfflineRLConfig, OfflineTrainer, make_rollout_model, task_config
+    from .offline_rl import write_result
+    from .runtime import OnnxDynamics, OnnxReward
+    from .task_spec import load_task_spec
+
+    out, bundle = Path(args.out), Path(args.bundle)
+    if (out / CHECKPOINT).exists() and not args.resume:
+        raise SystemExit(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    data = Dataset.load(args.data)
+    task = load_task_spec(data.metadata["env_id"])
+    morec = not args.no_morec
+    try:
+        cfg = OfflineRLConfig(backbone=args.backbone, morec=morec, seed=args.seed, threads=args.threads,
+                              **task_config(task, args.backbone, morec, args.level))
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    cfg = apply_overrides(cfg, args.set)
+    dynamics = OnnxDynamics(bundle / ENSEMBLE_ONNX, "cpu", args.threads, task.obs_dim, task.action_dim)
+    reward = OnnxReward(bundle / REWARD_ONNX, "cpu", args.threads, task.obs_dim, task.action_dim) if morec else None
+    trainer = OfflineTrainer(task, data, make_rollout_model(dynamics, reward, cfg, task), cfg, out,
+                             resume=args.resume, dataset_name=f"{task.name}-{args.level}")
+    trainer.run()
+    export_offline_policy(trainer.actor, MinCritic(trainer.critic), out, task,
+                          {"method": cfg.method, "bundle": str(bundle), "data": str(args.data), "seed": cfg.seed,
+                           "steps": trainer.step, "command": args.command_line})
+    result = write_result(trainer, args.result or out / "result.json", args.command_line)
+    final = result["final"]
+    print(f"{cfg.method} on {result['dataset']}: return {final['return_mean']:.1f} +- {final['return_std']:.1f}"
+          + (f", D4RL score {final['score_mean']:.1f}" if final["score_mean"] is not None else "")
+          + f"; wrote {out / 'policy.onnx'}, {out / 'critic.onnx'}")
+    return 0
+
+
 def cmd_diagnose(args) -> int:
     from .diagnostics import decisive_table, diagnose
 
@@ -349,6 +387,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--task", required=True, help="the task it was trained on (checked against its spaces)")
     p.add_argument("--out", required=True, help="output .onnx")
     p.set_defaults(func=cmd_export_policy)
+
+    p = sub.add_parser("train-policy", help="offline SAC on filtered model rollouts (OfflineRLConfig overrides with --set)")
+    p.add_argument("--bundle", required=True, help="bundle with ensemble.onnx (and dynamics_reward.onnx for MOREC)")
+    p.add_argument("--data", required=True, help="the offline dataset (.npz): start states and the real share of batches")
+    p.add_argument("--level", required=True, help="dataset level (medium, medium-replay, ...): picks the penalty "
+                                                  "coefficient in sim/offline_rl/<task>.yaml")
+    p.add_argument("--backbone", default="mopo", choices=("mopo", "mobile"))
+    p.add_argument("--no-morec", action="store_true", help="the backbone alone: random-elite samples, short rollouts")
+    p.add_argument("--out", required=True, help="run directory: log.csv, checkpoint.pt, policy.onnx, critic.onnx")
+    p.add_argument("--result", help="result JSON (default OUT/result.json)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime CPU threads")
+    p.add_argument("--set", nargs="*", help="OfflineRLConfig overrides key=value")
+    p.set_defaults(func=cmd_train_policy)
 
     p = sub.add_parser("diagnose", help="measure the filter on held-out data (torch checkpoints of the bundle, "
                                         "else its ONNX graphs)")
