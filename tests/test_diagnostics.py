@@ -132,3 +132,27 @@ def test_diagnose_runs_a_bundle_of_onnx_graphs(tmp_path, pendulum_data, pendulum
     with pytest.raises(ValueError, match="torch"):
         main(["diagnose", "--bundle", str(BUNDLE), "--train-data", str(train), "--eval-data", f"x={held_out}",
               "--horizon", "3", "--out", str(tmp_path / "r2.json"), "--snapshot-sweep", "1"])
+
+
+class TrueDynamics:
+    """The exact s' = W a as a one-member backend: what MuJoCo's set_state gives on a real task."""
+
+    elites = np.array([0])
+
+    def predict(self, obs, act):
+        nxt = true_next(act)[None]
+        return np.concatenate([nxt, np.zeros((*nxt.shape[:2], 1), np.float32)], -1), None
+
+
+def test_along_a_policys_rollouts_a_reward_that_knows_the_error_flags_the_worst_steps(obs_scale):
+    from morec.diagnostics import policy_rollout, termination_metrics
+    from morec.rollout import FilterConfig, FilteredDynamics
+
+    rng = np.random.default_rng(1)
+    policy = lambda obs: rng.standard_normal((len(obs), 2)).astype(np.float32)  # noqa: E731
+    starts = np.zeros((200, 3), np.float32)
+    for reward, expected in ((TrueErrorReward(obs_scale), 1.0), (ConstantReward(), 0.5)):
+        model = FilteredDynamics(FakeDynamics(), reward, FilterConfig())
+        out, err = policy_rollout(model, TrueDynamics(), policy, starts, 10, obs_scale)
+        assert out["score"].shape == err.shape == (10, 200)
+        assert termination_metrics(out, err, 0.6)["auroc"]["dynamics_reward"] == pytest.approx(expected, abs=0.02)

@@ -57,6 +57,28 @@ def open_loop(model: FilteredDynamics, data: Dataset, starts: np.ndarray, horizo
     return out, scaled_rmse(out["next_obs"], data.next_observations[idx], obs_scale)
 
 
+def policy_rollout(model: FilteredDynamics, true_dynamics, policy, starts: np.ndarray, horizon: int,
+                   obs_scale: np.ndarray, seed: int = 0) -> tuple[dict, np.ndarray]:
+    """Roll a policy through the model from start states [N, S], as policy learning does, and measure each
+    step's one-step error against the true dynamics from the model's own state (a MuJoCo set_state there):
+    the model's arrays [H, N] and that error [H, N]. Rows continue past a termination, so every step is judged."""
+    rng = np.random.default_rng(seed)
+    obs = np.asarray(starts, np.float32)
+    out = {k: [] for k in ("next_obs", "score", "disagreement", "terminal", "alive")}
+    errors, alive = [], np.ones(len(obs), dtype=bool)
+    for _ in range(horizon):
+        act = np.asarray(policy(obs), np.float32)
+        step = model.step(obs, act, rng)
+        true_next = true_dynamics.predict(obs, act)[0][0, :, : model.obs_dim]
+        errors.append(scaled_rmse(step.next_obs, true_next, obs_scale))
+        for key in ("next_obs", "score", "disagreement", "terminal"):
+            out[key].append(getattr(step, key))
+        out["alive"].append(alive.copy())
+        alive &= ~step.terminal
+        obs = step.next_obs
+    return {k: np.stack(v) for k, v in out.items()}, np.stack(errors)
+
+
 def error_curve(out: dict, err: np.ndarray) -> dict:
     """Mean and median error per horizon step, and the share of rollouts still trusted."""
     trusted = out["alive"] & ~out["terminal"]
