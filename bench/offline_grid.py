@@ -67,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         import ray
 
         ray.init(address=None if args.ray == "local" else args.ray, include_dashboard=False)
-        remote = ray.remote(num_cpus=1)(run_cell)
-        codes = ray.get([remote.remote(cmd) for cmd in todo])
+        try:
+            remote = ray.remote(num_cpus=args.threads)(run_cell)
+            codes = ray.get([remote.remote(cmd) for cmd in todo])
+        finally:
+            ray.shutdown()
     else:
         codes = [run_cell(cmd) for cmd in todo]
     failed = sum(code != 0 for code in codes)

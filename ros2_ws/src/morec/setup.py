@@ -18,6 +18,7 @@ setup(
         "gpu": ["onnxruntime-gpu"],
         "minari": ["minari"],
         "d4rl": ["h5py"],
+        "ray": ["ray"],
     },
     entry_points={"console_scripts": ["morec = morec.cli:main"]},
     zip_safe=True,
