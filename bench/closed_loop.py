@@ -10,8 +10,10 @@ measured all the same. In realtime the sim runs on the wall clock and the contro
 period from its latest plan while the planner thread works on the next: the return then also pays for
 the planner's latency on this machine.
 The configurations share the planner settings of launch/params/demo_halfcheetah.yaml and differ in one
-thing each: the filter, the behaviour-policy prior, or the model (the learned ensemble vs MuJoCo itself,
-the upper bound); the behaviour policy alone is the data's own level. Finished runs are kept under
+thing each: the filter, the prior (the behaviour policy, or the offline policy of `morec train-policy`), the
+offline policy's critic as the plan's terminal value, or the model (the learned ensemble vs MuJoCo itself,
+the upper bound); the behaviour policy alone is the data's own level, the offline policy alone what offline
+RL made of the same data. Finished runs are kept under
 artifacts/bench/closed_loop/ and skipped when the script runs again, so it can be stopped and resumed.
 Prints a table and writes artifacts/bench/closed_loop/results.json.
 """
@@ -31,6 +33,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "artifacts" / "bench" / "closed_loop"
 POLICY = "models/behavior/halfcheetah/sac_50000.onnx"  # the behaviour policy of the shipped bundle's data
+# The shipped offline policy and its critic (bench/ship_offline_policy.sh, from `morec train-policy`).
+OFFLINE_POLICY, OFFLINE_CRITIC = "models/halfcheetah/policy.onnx", "models/halfcheetah/critic.onnx"
 
 # name -> controller parameter overrides on top of demo_halfcheetah.yaml (filtered MPPI around the prior).
 CONFIGS = {
@@ -40,6 +44,12 @@ CONFIGS = {
     "behaviour policy": {"mode": "policy", "policy": POLICY},
     "filtered MPC": {"prior_policy": ""},
     "unfiltered MPC": {"filtered": False, "prior_policy": ""},
+    "offline policy": {"mode": "policy", "policy": OFFLINE_POLICY},
+    "filtered MPC + offline prior": {"prior_policy": OFFLINE_POLICY},
+    "unfiltered MPC + offline prior": {"filtered": False, "prior_policy": OFFLINE_POLICY},
+    "filtered MPC + offline prior + value": {"prior_policy": OFFLINE_POLICY, "terminal_value": OFFLINE_CRITIC},
+    "unfiltered MPC + offline prior + value": {"filtered": False, "prior_policy": OFFLINE_POLICY,
+                                               "terminal_value": OFFLINE_CRITIC},
 }
 # Real time only (lockstep waits for every plan): latency compensation off; a planner three times
 # slower than the period, with and without it; and one with half the samples, well within the period.
