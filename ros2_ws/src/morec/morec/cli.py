@@ -36,16 +36,36 @@ def apply_overrides(cfg, overrides: list[str]):
         if not sep or key not in fields:
             raise SystemExit(f"bad --set {item!r}: expected key=value with key one of {sorted(fields)}")
         current = getattr(cfg, key)
-        if isinstance(current, tuple):
-            kind = type(current[0]) if current else float
-            changes[key] = tuple(kind(v) for v in value.split(","))
-        elif isinstance(current, bool):
-            changes[key] = value.lower() in ("1", "true", "yes")
-        elif current is None:
-            changes[key] = None if value.lower() == "none" else float(value)
-        else:
-            changes[key] = None if value.lower() == "none" else type(current)(value)
-    return dataclasses.replace(cfg, **changes)
+        try:
+            if isinstance(current, tuple):
+                kind = type(current[0]) if current else float
+                changes[key] = tuple(kind(v) for v in value.split(","))
+            elif isinstance(current, bool):
+                if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
+                    raise ValueError("expected true or false")
+                changes[key] = value.lower() in ("1", "true", "yes")
+            elif current is None:
+                changes[key] = None if value.lower() == "none" else float(value)
+            else:
+                changes[key] = None if value.lower() == "none" else type(current)(value)
+        except ValueError as err:
+            example = ",".join(str(v) for v in current) if isinstance(current, tuple) else current
+            raise SystemExit(f"bad --set {item!r}: {key} takes a value like {example!r} ({err})") from None
+    try:
+        return dataclasses.replace(cfg, **changes)
+    except ValueError as err:  # the config's own validation (__post_init__)
+        raise SystemExit(f"bad --set {' '.join(overrides)}: {err}") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number above zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def cmd_behavior_train(args) -> int:
@@ -118,8 +138,8 @@ def cmd_train_dynamics(args) -> int:
     from .ensemble import EnsembleConfig, train_ensemble
 
     torch.set_num_threads(args.threads)
+    cfg = apply_overrides(EnsembleConfig(seed=args.seed), args.set)  # a bad override fails before the data loads
     data = Dataset.load(args.data)
-    cfg = apply_overrides(EnsembleConfig(seed=args.seed), args.set)
     bundle = Path(args.bundle)
     model = train_ensemble(data, cfg, log_csv=bundle / "ensemble_log.csv")
     model.save(bundle / ENSEMBLE_PT)
@@ -200,6 +220,9 @@ def cmd_export(args) -> int:
             reward = reward.thin(args.snapshots)
         export_dynamics_reward(reward, bundle / REWARD_ONNX)
         written.append(REWARD_ONNX)
+    else:
+        print(f"note: {bundle} has no {REWARD_PT}, so only the ensemble was exported; the filter needs a dynamics "
+              f"reward: train one with `morec train-reward --bundle {bundle} --data ...` and export again")
     update_card(bundle, "onnx", {"files": written, "command": args.command_line})
     print(f"exported {', '.join(str(bundle / w) for w in written)} (parity with torch checked)")
     return 0
@@ -332,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     p = behavior.add_parser("train", help="train SAC with stable-baselines3, checkpointing with returns")
     p.add_argument("--task", required=True)
     p.add_argument("--out", required=True, help="directory for checkpoints and checkpoints.json")
-    p.add_argument("--steps", type=int, default=300_000)
+    p.add_argument("--steps", type=positive_int, default=300_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", nargs="*", help="SACConfig overrides key=value")
     p.set_defaults(func=cmd_behavior_train)
@@ -345,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variant", default="nominal",
                    help="robot variant of the task spec (its physics only: no sensor noise or delay)")
     p.add_argument("--behavior", help="directory of `morec behavior train` (all levels but random)")
-    p.add_argument("--steps", type=int, default=100_000)
+    p.add_argument("--steps", type=positive_int, default=100_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", help="use this checkpoint file (e.g. sac_50000.zip) instead of choosing by return")
     p.add_argument("--d4rl-reference", action="store_true",
@@ -444,7 +467,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.command_line = "morec " + shlex.join(argv)  # recorded in data and model cards
     start = time.time()
-    code = args.func(args)
+    from .dataset import DatasetError
+    from .runtime import ModelFileError
+    from .task_spec import TaskSpecError
+
+    try:
+        code = args.func(args)
+    except (DatasetError, TaskSpecError, ModelFileError, FileNotFoundError) as err:
+        # Bad input, not a bug: one line that names the problem, no traceback.
+        raise SystemExit(f"morec {args.command}: error: {err}") from None
     print(f"[morec {args.command}] done in {time.time() - start:.1f}s")
     return code
 
