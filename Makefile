@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean-venv
+.PHONY: setup demo test bench bench-offline clean-venv
 
 setup: $(STAMP)
 
@@ -43,6 +43,20 @@ bench: setup $(BENCH_STAMP)
 	  "filtered MPC + prior, 300 samples" "filtered MPC + prior, 300 samples, uncompensated" \
 	  "filtered MPC + prior, 50 samples"
 	bash bench/reward_ablation.sh
+
+# The offline-RL benchmark (issue table in the README): data, the model-based grid (MOPO / MOBILE +- MOREC;
+# about 40 min per 100k-step cell on 2 busy cores, resumable: finished cells are skipped), the d3rlpy baselines
+# in their own venv, the SAC update speed, the filter along policy rollouts, and the table with its curves.
+bench-offline: setup
+	bash bench/halfcheetah_data.sh
+	$(PY) bench/sac_speed.py
+	$(PY) bench/offline_grid.py --methods morec-mopo mopo mobile morec-mobile --seeds 0 1 2
+	bash bench/d3rlpy_setup.sh
+	for algo in bc td3bc iql; do .venv-d3rlpy/bin/python bench/d3rlpy_baselines.py --algo $$algo --task halfcheetah \
+	  --data artifacts/bench/halfcheetah/medium.npz --dataset-name medium --seed 0 --steps 100000 \
+	  --out docs/results/offline/halfcheetah-medium/$${algo}_seed0.json; done
+	$(PY) bench/filter_along_policy_rollouts.py --policy artifacts/offline/halfcheetah-medium/morec-mopo_seed0/policy.onnx
+	$(PY) bench/offline_table.py
 
 clean-venv:
 	rm -rf $(VENV)
