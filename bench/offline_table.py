@@ -4,8 +4,8 @@
 
 Reads every <dataset>/<method>_seed<k>.json (ours from bench/offline_grid.py, the model-free baselines from
 bench/d3rlpy_baselines.py), prints one Markdown table per dataset (D4RL-normalised score, mean +- std over the
-seeds that ran, with their count and budget; for the MOREC rows the mean rollout length and the share ended by
-the filter) beside the behaviour policy and the online SAC expert of models/behavior/<task>/, and draws the
+seeds that ran, with their count and budget; for the model-based rows the mean rollout length and for the MOREC
+rows the share ended by the filter, both averaged over training) beside the behaviour policy and the online SAC expert of models/behavior/<task>/, and draws the
 learning curves to <plot-dir>/offline_<dataset>.png.
 """
 
@@ -51,9 +51,11 @@ def table(dataset: str, by_method: dict[str, list[dict]]) -> str:
         scores = [r["final"]["score_mean"] for r in runs]
         returns = [r["final"]["return_mean"] for r in runs]
         budgets = sorted({r["budget_steps"] for r in runs})
-        rollout = [r["rollout"] for r in runs if "rollout" in r]
-        length = mean_std([r["length"] for r in rollout]) if rollout else ""
-        ended = f"{np.mean([r['ended_by_filter'] for r in rollout]):.2f}" if rollout and method.startswith("MOREC") else ""
+        # Model-based runs log the rollouts at every evaluation: averaged over training, then over seeds.
+        curves = [r["curve"] for r in runs if r["curve"] and "rollout_length" in r["curve"][0]]
+        length = mean_std([np.mean([p["rollout_length"] for p in c]) for c in curves]) if curves else ""
+        ended = (f"{np.mean([np.mean([p['ended_by_filter'] for p in c]) for c in curves]):.2f}"
+                 if curves and method.startswith("MOREC") else "")
         rows.append(f"| {method} | {mean_std(scores)} | {mean_std(returns)} | {len(runs)} | "
                     f"{', '.join(f'{b // 1000}k' for b in budgets)} | {length} | {ended} |")
     behaviour = next(c for c in checkpoints if c["policy"] == BEHAVIOUR[dataset])
