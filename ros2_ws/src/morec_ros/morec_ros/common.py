@@ -1,6 +1,5 @@
-"""What the model nodes (dynamics, filter, controller) share: parameters, input checks, bundles, diagnostics."""
+"""What the model nodes (dynamics, filter, controller) share: parameters, bundles, diagnostics."""
 
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from morec.bundle import ENSEMBLE_ONNX, REWARD_ONNX
 from morec.runtime import ModelFileError, OnnxDynamics, OnnxReward
 from morec.task_spec import TaskSpec, TaskSpecError, sim_dir
+from morec_ros.parameters import reject_undeclared_parameters
 
 # What ros2_control's joint_state_broadcaster and forward_command_controller use (reliable,
 # volatile, depth 10): monitors match a real robot's publishers without an adapter.
@@ -64,52 +64,6 @@ def matrix(array: np.ndarray, labels: tuple[str, str]) -> Float64MultiArray:
     msg.layout.dim = [MultiArrayDimension(label=labels[0], size=rows, stride=rows * cols),
                       MultiArrayDimension(label=labels[1], size=cols, stride=cols)]
     return msg
-
-
-class InputCheck:
-    """Validates /joint_states and commands against the task spec; bad messages are dropped, counted and warned about.
-
-    A JointState must carry every joint the observation needs with matching position and velocity
-    arrays, finite values, and a stamp not earlier than the last accepted one (equal stamps are
-    fine: the sim republishes the time of a finished episode's last state after a reset).
-    """
-
-    def __init__(self, node, task: TaskSpec):
-        self.task = task
-        self._logger = node.get_logger()
-        self.dropped = Counter()
-        self._last_stamp = None
-
-    def state(self, msg) -> tuple[np.ndarray, int] | None:
-        """(observation, stamp in ns) of a valid JointState, else None."""
-        try:
-            obs = self.task.observation_from_joint_state(msg.name, msg.position, msg.velocity)
-        except ValueError as e:
-            return self._drop('state_malformed', str(e))
-        if not np.all(np.isfinite(obs)):
-            return self._drop('state_non_finite', str(obs.tolist()))
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        if self._last_stamp is not None and stamp < self._last_stamp:
-            return self._drop('state_stamp_backwards', f'{stamp} ns after {self._last_stamp} ns')
-        self._last_stamp = stamp
-        return obs, stamp
-
-    def command(self, msg) -> np.ndarray | None:
-        command = np.asarray(msg.data, dtype=np.float64)
-        if command.shape != (self.task.action_dim,):
-            return self._drop('command_wrong_length', f'{command.size} values, expected {self.task.action_dim}')
-        if not np.all(np.isfinite(command)):
-            return self._drop('command_non_finite', str(command.tolist()))
-        return command
-
-    def restart(self) -> None:
-        """Accept any stamp next: the state source went silent and may come back with its clock reset."""
-        self._last_stamp = None
-
-    def _drop(self, kind, detail):
-        self.dropped[kind] += 1
-        self._logger.warning(f'dropped message ({kind}): {detail}', throttle_duration_sec=5.0)
-        return None
 
 
 class Transitions:
@@ -195,6 +149,7 @@ def main_for(node_class, name: str):
         rclpy.init(args=args)
         try:
             node = node_class()
+            reject_undeclared_parameters(node)
         except (ModelFileError, TaskSpecError, ParameterException, ValueError) as e:
             get_logger(name).fatal(f'cannot start: {e}')
             rclpy.try_shutdown()

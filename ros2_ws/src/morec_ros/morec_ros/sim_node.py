@@ -30,6 +30,7 @@ from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 
 from morec.task_spec import VARIANT_KEYS, SimulatedRobot, TaskSpecError, load_task_spec
+from morec_ros.parameters import reject_undeclared_parameters
 
 # Reliable so that subscribers asking for reliable delivery (the ROS default) match as well as
 # sensor-data (best-effort) ones; transient-local with depth 1 so a controller started after the
@@ -233,6 +234,7 @@ def main(args=None):
     rclpy.init(args=args)
     try:
         node = SimNode()
+        reject_undeclared_parameters(node)
     except (TaskSpecError, ParameterException, ValueError) as e:  # bad parameters: say which, no traceback
         get_logger('morec_sim').fatal(f'cannot start: {e}')
         rclpy.try_shutdown()
