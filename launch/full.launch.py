@@ -1,4 +1,4 @@
-"""The 'full' config of morec.launch.py: ros2 launch launch/full.launch.py [domain_id:=N]"""
+"""The 'full' config of morec.launch.py: ros2 launch morec_ros full.launch.py [domain_id:=N]"""
 
 import os
 

@@ -1,7 +1,8 @@
 """Start the nodes of a config in launch/configs, with the same parameter files as `morec up`.
 
-For ROS 2 distro installs (launch_ros has no wheels):
-    ros2 launch launch/morec.launch.py config:=sim_only domain_id:=7
+For ROS 2 distro installs (launch_ros has no wheels), once `colcon build` has installed this file with
+configs/ and params/ beside it in share/morec_ros/launch:
+    ros2 launch morec_ros morec.launch.py config:=sim_only domain_id:=7
 """
 
 import os

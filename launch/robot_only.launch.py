@@ -1,4 +1,4 @@
-"""The 'robot_only' config of morec.launch.py: ros2 launch launch/robot_only.launch.py [domain_id:=N]"""
+"""The 'robot_only' config of morec.launch.py: ros2 launch morec_ros robot_only.launch.py [domain_id:=N]"""
 
 import os
 

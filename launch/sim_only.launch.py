@@ -1,4 +1,4 @@
-"""The 'sim_only' config of morec.launch.py: ros2 launch launch/sim_only.launch.py [domain_id:=N]"""
+"""The 'sim_only' config of morec.launch.py: ros2 launch morec_ros sim_only.launch.py [domain_id:=N]"""
 
 import os
 

@@ -1,6 +1,12 @@
+import os
+from glob import glob
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 package_name = "morec_ros"
+# launch/ at the repository root, relative to the working directory as setuptools wants (see morec's setup.py).
+LAUNCH = os.path.relpath(Path(__file__).resolve().parents[3] / "launch")
 
 setup(
     name=package_name,
@@ -9,10 +15,15 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
+        # The layout of launch/ kept: the launch files find configs/ beside them, configs find ../params.
+        (f"share/{package_name}/launch", glob(f"{LAUNCH}/*.launch.py")),
+        (f"share/{package_name}/launch/configs", glob(f"{LAUNCH}/configs/*.yaml")),
+        (f"share/{package_name}/launch/params", glob(f"{LAUNCH}/params/*.yaml")),
     ],
     python_requires=">=3.10",
     # rclpy and the message packages come from a ROS distro or the ros-jazzy-* wheels.
     install_requires=["morec", "numpy"],
+    extras_require={"test": ["pytest"]},  # what makes `colcon test` run test/
     entry_points={"console_scripts": [
         "morec_sim = morec_ros.sim_node:main",
         "morec_dynamics = morec_ros.dynamics_node:main",

@@ -32,6 +32,8 @@ from typing import Any, Mapping, Sequence, TextIO
 
 import yaml
 
+from .share import package_prefix, share_dir
+
 DEFAULT_PACKAGE = "morec_ros"
 
 
@@ -58,8 +60,7 @@ class NodeProcess:
 
 
 def config_dir() -> Path:
-    # morec/runner.py -> ros2_ws/src/morec -> ros2_ws/src -> ros2_ws -> repository root
-    return Path(__file__).resolve().parents[4] / "launch" / "configs"
+    return share_dir(DEFAULT_PACKAGE) / "launch" / "configs"
 
 
 def load_config(config: str | os.PathLike) -> list[NodeProcess]:
@@ -104,9 +105,10 @@ def _find_executable(executable: str, package: str, base: Path) -> Path | None:
         return candidate if os.access(candidate, os.X_OK) else None
     # Console scripts sit next to the interpreter in a venv (activated or not), on PATH, or in
     # lib/<package> of a colcon / distro install prefix.
-    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
     search = [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
-    search += [str(Path(p) / "lib" / package) for p in prefixes]
+    prefix = package_prefix(package)
+    if prefix:
+        search.append(str(prefix / "lib" / package))
     found = shutil.which(executable, path=os.pathsep.join(search))
     return Path(found) if found else None
 

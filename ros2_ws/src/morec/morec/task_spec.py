@@ -23,6 +23,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import yaml
 
+from .share import share_dir
+
 SIM_DIR_ENV = "MOREC_SIM_DIR"
 
 
@@ -300,11 +302,10 @@ class SimulatedRobot:
 
 
 def sim_dir() -> Path:
-    """Where task specs live: $MOREC_SIM_DIR, else sim/ at the root of the source checkout."""
+    """Where task specs live: $MOREC_SIM_DIR, else sim/ among the package's shipped files."""
     if os.environ.get(SIM_DIR_ENV):
         return Path(os.environ[SIM_DIR_ENV])
-    # morec/task_spec.py -> ros2_ws/src/morec -> ros2_ws/src -> ros2_ws -> repository root
-    return Path(__file__).resolve().parents[4] / "sim"
+    return share_dir("morec") / "sim"
 
 
 def available_tasks() -> list[str]:

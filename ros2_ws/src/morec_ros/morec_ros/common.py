@@ -14,7 +14,8 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
 from morec.bundle import ENSEMBLE_ONNX, REWARD_ONNX
 from morec.runtime import ModelFileError, OnnxDynamics, OnnxReward
-from morec.task_spec import TaskSpec, TaskSpecError, sim_dir
+from morec.share import share_dir
+from morec.task_spec import TaskSpec, TaskSpecError
 from morec_ros.parameters import reject_undeclared_parameters
 
 # What ros2_control's joint_state_broadcaster and forward_command_controller use (reliable,
@@ -28,15 +29,16 @@ def declare(node, name, default, description):
 
 
 def bundle_dir(value: str, task: TaskSpec) -> Path:
-    """The `bundle` parameter: a directory, or '' for models/<task> beside the task specs' sim/ directory."""
-    return Path(value) if value else sim_dir().parent / 'models' / task.name
+    """The `bundle` parameter: a directory, or '' for the shipped models/<task>."""
+    return Path(value) if value else share_dir('morec') / 'models' / task.name
 
 
 def model_file(value: str) -> Path:
-    """A model file parameter: absolute, or relative to the repository root (beside sim/ and models/),
-    so that one parameter file works whatever directory the nodes start in."""
+    """A model file parameter: absolute, or relative to where morec's files are shipped (the
+    repository root in a checkout, share/morec when installed: models/... either way), so that one
+    parameter file works whatever directory the nodes start in."""
     path = Path(value)
-    return path if path.is_absolute() else sim_dir().parent / path
+    return path if path.is_absolute() else share_dir('morec') / path
 
 
 def load_dynamics(bundle: Path, task: TaskSpec, device: str, threads: int) -> OnnxDynamics:
