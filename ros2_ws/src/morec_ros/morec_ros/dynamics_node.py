@@ -19,8 +19,9 @@ from std_msgs.msg import Float64, Float64MultiArray
 
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.task_spec import load_task_spec
-from morec_ros.common import (MONITOR_QOS, InputCheck, Transitions, bundle_dir, declare, diagnostics,
+from morec_ros.common import (MONITOR_QOS, Transitions, bundle_dir, declare, diagnostics,
                               load_dynamics, main_for, matrix)
+from morec_ros.input_check import InputCheck
 
 
 class DynamicsNode(Node):
@@ -47,7 +48,7 @@ class DynamicsNode(Node):
         self._model = FilteredDynamics(load_dynamics(path, spec, device, threads), None, cfg)
         self._hardware_id = f'{spec.env_id}: {path}'
         self._rng = np.random.default_rng(seed)
-        self._check = InputCheck(self, spec)
+        self._check = InputCheck(self.get_logger(), spec)
         self._transitions = Transitions(spec.control_period)
         self._errors = deque(maxlen=window)
         self._reported_drops = 0

@@ -24,8 +24,9 @@ from morec.bundle import read_card
 from morec.monitor import DEFAULT_ALARM_ON, SIGNALS, GapMonitor, transition_signals
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.task_spec import load_task_spec
-from morec_ros.common import (MONITOR_QOS, InputCheck, Transitions, bundle_dir, declare, diagnostics,
+from morec_ros.common import (MONITOR_QOS, Transitions, bundle_dir, declare, diagnostics,
                               load_dynamics, load_reward, main_for)
+from morec_ros.input_check import InputCheck
 
 
 class FilterNode(Node):
@@ -71,7 +72,7 @@ class FilterNode(Node):
         self._monitor = GapMonitor({name: thresholds[name] for name in signals if thresholds[name] > 0}, window)
         self._hardware_id = f'{spec.env_id}: {path}'
         self._rng = np.random.default_rng(seed)
-        self._check = InputCheck(self, spec)
+        self._check = InputCheck(self.get_logger(), spec)
         self._transitions = Transitions(spec.control_period)
         self._selected = deque(maxlen=window)  # r_D of recent selected predictions
         self._last_real = float('nan')
