@@ -50,13 +50,16 @@ def sourced(ws: Path, command: str) -> list[str]:
 
 
 def test_the_installed_core_reads_its_installed_task_specs(workspace):
-    probe = "import morec.task_spec as t; print(t.__file__); print(t.sim_dir())"
+    # morec.share does ament_index_python's lookup without importing it (the core imports nothing from ROS).
+    probe = ("import morec.task_spec as t; from ament_index_python.packages import get_package_share_directory as g; "
+             "print(t.__file__); print(t.sim_dir()); print(g(\"morec\"))")
     done = subprocess.run(sourced(workspace, f"{sys.executable} -c '{probe}'"), cwd=workspace.parent,
                           capture_output=True, text=True, timeout=60)
-    module, specs = done.stdout.split()
+    assert done.returncode == 0, done.stderr
+    module, specs, ament_share = done.stdout.split()
     install = workspace / "install" / "morec"
     assert Path(module).is_relative_to(install), "the checkout's editable install was imported"
-    assert Path(specs) == install / "share" / "morec" / "sim"
+    assert Path(specs) == Path(ament_share) / "sim" == install / "share" / "morec" / "sim"
 
 
 def test_the_sim_node_starts_from_the_install_space(workspace, tmp_path):
