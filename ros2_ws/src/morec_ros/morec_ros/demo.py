@@ -278,8 +278,10 @@ def report(s: dict, params: Path, png: Path, summary: Path) -> None:
     ended = 'truncated at --steps' if s['steps'] >= s['max_steps'] else 'terminated'
     print(f"\nmorec demo: {s['env_id']}, {s['variant']} robot, {s['mode']}")
     print(f"  {MODE_NOTES[s['mode']]}")
-    settings = ', '.join(f'{k} {v}' for k, v in c['settings'].items())
-    print(f"  planner          {c['planner']}: {settings} ({params.name})")
+    # A policy ignores the planner's settings that the params file also holds: show only what it runs.
+    shown = {k: v for k, v in c['settings'].items() if c['settings'].get('mode') != 'policy' or k in ('mode', 'policy')}
+    settings = ', '.join(f'{k} {v}' for k, v in shown.items())
+    print(f"  controller       {c['planner']}: {settings} ({params.name})")
     print(f"  episode return   {s['episode_return']:.2f} over {s['steps']} steps ({ended}); "
           f'D4RL-normalised score {score}')
     print(f"  control rate     {c['achieved_rate_hz']:.1f} Hz achieved vs {c['nominal_rate_hz']:.1f} Hz nominal "
