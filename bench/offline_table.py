@@ -4,7 +4,8 @@
 
 Reads every <dataset>/<method>_seed<k>.json (ours from bench/offline_grid.py, the model-free baselines from
 bench/d3rlpy_baselines.py), prints one Markdown table per dataset (D4RL-normalised score, mean +- std over the
-seeds that ran, with their count and budget; for the model-based rows the mean rollout length and for the MOREC
+seeds that ran, with their count and budget, and the mean of each run's last three evaluations, since single
+evaluations of offline SAC swing widely; for the model-based rows the mean rollout length and for the MOREC
 rows the share ended by the filter, both averaged over training) beside the behaviour policy and the online SAC expert of models/behavior/<task>/, and draws the
 learning curves to <plot-dir>/offline_<dataset>.png.
 """
@@ -44,8 +45,9 @@ def table(dataset: str, by_method: dict[str, list[dict]]) -> str:
     task = load_task_spec(dataset.split("-")[0])
     checkpoints = load_checkpoints(ROOT / "models" / "behavior" / task.name)["checkpoints"]
     best = max(checkpoints, key=lambda c: c["return_mean"])
-    rows = ["| method | D4RL score | return | seeds | gradient steps | rollout length | ended by filter |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+    rows = ["| method | D4RL score (last) | score, mean of last 3 evaluations | return (last) | seeds | gradient steps "
+            "| rollout length | ended by filter |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for method in sorted(by_method, key=lambda m: ORDER.index(m) if m in ORDER else len(ORDER)):
         runs = by_method[method]
         scores = [r["final"]["score_mean"] for r in runs]
@@ -56,13 +58,14 @@ def table(dataset: str, by_method: dict[str, list[dict]]) -> str:
         length = mean_std([np.mean([p["rollout_length"] for p in c]) for c in curves]) if curves else ""
         ended = (f"{np.mean([np.mean([p['ended_by_filter'] for p in c]) for c in curves]):.2f}"
                  if curves and method.startswith("MOREC") else "")
-        rows.append(f"| {method} | {mean_std(scores)} | {mean_std(returns)} | {len(runs)} | "
+        last3 = [np.mean([p["score_mean"] for p in r["curve"][-3:]]) for r in runs]
+        rows.append(f"| {method} | {mean_std(scores)} | {mean_std(last3)} | {mean_std(returns)} | {len(runs)} | "
                     f"{', '.join(f'{b // 1000}k' for b in budgets)} | {length} | {ended} |")
     behaviour = next(c for c in checkpoints if c["policy"] == BEHAVIOUR[dataset])
     rows.append(f"| behaviour policy ({behaviour['policy']}) | {task.normalized_score(behaviour['return_mean']):.1f} | "
-                f"{behaviour['return_mean']:.1f} | | | | |")
+                f"| {behaviour['return_mean']:.1f} | | | | |")
     rows.append(f"| online SAC expert ({best['policy']}) | {task.normalized_score(best['return_mean']):.1f} | "
-                f"{best['return_mean']:.1f} | | | | |")
+                f"| {best['return_mean']:.1f} | | | | |")
     return "\n".join(rows)
 
 
