@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny InvertedPendulum data set and small models trained on it once per session."""
+"""Shared fixtures: a tiny InvertedPendulum data set and small models trained on it once per session; node processes
+stopped after a test."""
 
 from __future__ import annotations
 
@@ -42,3 +43,12 @@ def tiny_reward(pendulum_data, tiny_ensemble):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def processes():
+    """The rosproc.NodeProcess objects a test appends here are stopped after it, passed or failed."""
+    started = []
+    yield started
+    for p in started:
+        p.stop()

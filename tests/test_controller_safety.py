@@ -28,14 +28,6 @@ def localhost_only(monkeypatch):
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
-@pytest.fixture
-def processes():
-    started = []
-    yield started
-    for p in started:
-        p.stop()
-
-
 def joint_state(stamp_s, position, velocity=(0.0, 0.0), names=("slider", "hinge")):
     msg = JointState(name=list(names), position=[float(p) for p in position], velocity=[float(v) for v in velocity])
     msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp_s), int(round(stamp_s % 1 * 1e9))

@@ -17,7 +17,8 @@ def start(module: str, *params: str, domain: int):
 
 def test_a_misspelt_parameter_stops_the_node_with_one_clear_line():
     runs = [("sim_node", start("sim_node", "varient:=real", domain=61)),
-            ("controller_node", start("controller_node", "device:=cpu", "sampels:=10", "horizn:=3", domain=62))]
+            ("controller_node", start("controller_node", "device:=cpu", "sampels:=10", "horizn:=3", domain=62)),
+            ("guard_node", start("guard_node", "silent_period:=3.0", domain=63))]
     outputs = {}
     for module, run in runs:
         outputs[module], _ = run.communicate(timeout=60)
@@ -26,3 +27,5 @@ def test_a_misspelt_parameter_stops_the_node_with_one_clear_line():
     assert "morec_sim has no parameter varient; its parameters:" in outputs["sim_node"]
     assert "variant" in outputs["sim_node"]
     assert "has no parameters horizn, sampels" in outputs["controller_node"] and "samples" in outputs["controller_node"]
+    assert "morec_guard has no parameter silent_period; its parameters:" in outputs["guard_node"]
+    assert "silent_periods" in outputs["guard_node"]

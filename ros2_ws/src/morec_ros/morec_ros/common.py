@@ -19,8 +19,11 @@ from morec.task_spec import TaskSpec, TaskSpecError
 from morec_ros.parameters import reject_undeclared_parameters
 
 # What ros2_control's joint_state_broadcaster and forward_command_controller use (reliable,
-# volatile, depth 10): monitors match a real robot's publishers without an adapter.
+# volatile, depth 10): monitors match a real robot's publishers without an adapter, and the command
+# guard subscribes and publishes as a forward_command_controller's peers do.
 MONITOR_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# The ROS-free loops (control_loop, command_guard) report their status by name.
+LEVELS = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': DiagnosticStatus.ERROR}
 
 
 def declare(node, name, default, description):

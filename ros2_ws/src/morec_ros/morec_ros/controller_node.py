@@ -19,7 +19,7 @@ import threading
 import time
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -30,15 +30,14 @@ from morec.planners import PLANNERS, CEMConfig, MPPIConfig, make_planner, policy
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.runtime import ModelFileError, OnnxCritic, OnnxPolicy
 from morec.task_spec import load_task_spec
-from morec_ros.common import (bundle_dir, declare, diagnostics, load_dynamics, load_reward, main_for, matrix,
-                              model_file)
+from morec_ros.common import (LEVELS, bundle_dir, declare, diagnostics, load_dynamics, load_reward, main_for,
+                              matrix, model_file)
 from morec_ros.control_loop import STALE_ACTIONS, ControlLoop, LoopConfig
 
 MODES = ('mpc', 'policy')
 MODELS = ('learned', 'mujoco')
 UNFILTERED = ('elite_mean', 'random_elite')
 PLANNER_CONFIGS = {'mppi': MPPIConfig, 'cem': CEMConfig}
-LEVELS = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': DiagnosticStatus.ERROR}
 
 # Lockstep: the sim publishes each state once (transient-local) and waits for the answer, so a
 # controller that joins late must still receive it. Real time: only the freshest state matters,

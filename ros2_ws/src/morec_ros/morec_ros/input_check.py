@@ -27,28 +27,29 @@ class InputCheck:
         try:
             obs = self.task.observation_from_joint_state(msg.name, msg.position, msg.velocity)
         except ValueError as e:
-            return self._drop('state_malformed', str(e))
+            return self.drop('state_malformed', str(e))
         if not np.all(np.isfinite(obs)):
-            return self._drop('state_non_finite', str(obs.tolist()))
+            return self.drop('state_non_finite', str(obs.tolist()))
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         if self._last_stamp is not None and stamp < self._last_stamp:
-            return self._drop('state_stamp_backwards', f'{stamp} ns after {self._last_stamp} ns')
+            return self.drop('state_stamp_backwards', f'{stamp} ns after {self._last_stamp} ns')
         self._last_stamp = stamp
         return obs, stamp
 
     def command(self, msg) -> np.ndarray | None:
         command = np.asarray(msg.data, dtype=np.float64)
         if command.shape != (self.task.action_dim,):
-            return self._drop('command_wrong_length', f'{command.size} values, expected {self.task.action_dim}')
+            return self.drop('command_wrong_length', f'{command.size} values, expected {self.task.action_dim}')
         if not np.all(np.isfinite(command)):
-            return self._drop('command_non_finite', str(command.tolist()))
+            return self.drop('command_non_finite', str(command.tolist()))
         return command
 
     def restart(self) -> None:
         """Accept any stamp next: the state source went silent and may come back with its clock reset."""
         self._last_stamp = None
 
-    def _drop(self, kind, detail):
+    def drop(self, kind, detail) -> None:
+        """Count and warn about a message dropped for `kind`; None, what a check returns for it."""
         self.dropped[kind] += 1
         self._logger.warning(f'dropped message ({kind}): {detail}', throttle_duration_sec=5.0)
         return None
