@@ -39,6 +39,7 @@ setup(
         "gpu": ["onnxruntime-gpu"],
         "minari": ["minari"],
         "d4rl": ["h5py"],
+        "mcap": ["mcap", "mcap-ros2-support"],  # morec dataset from-mcap
         "ray": ["ray"],
         "test": ["pytest"],  # what makes `colcon test` run test/
     },

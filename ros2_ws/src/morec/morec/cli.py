@@ -2,6 +2,7 @@
 
     morec behavior train   train SAC behaviour policies (checkpoints with their returns)
     morec collect          write an offline dataset from a behaviour policy
+    morec dataset from-mcap  a recording (morec_record, ros2 bag record -s mcap) into a dataset
     morec train-dynamics   fit the probabilistic ensemble
     morec train-reward     learn the MOREC dynamics reward
     morec distill-reward   one discriminator in place of the snapshot history (one snapshot's scoring cost)
@@ -127,6 +128,23 @@ def cmd_collect(args) -> int:
     returns = data.episode_returns()
     print(f"wrote {args.out}: {len(data)} transitions, {len(returns)} episodes, "
           f"mean episode return {returns.mean():.1f}")
+    return 0
+
+
+def cmd_dataset_from_mcap(args) -> int:
+    from .mcap_import import read_recording, recording_to_dataset
+    from .task_spec import load_task_spec
+
+    task = args.task
+    if task is None:  # morec_record stores the task of the stack it recorded
+        task = read_recording(args.recording, set(), recover=True).metadata.get("task")
+        if not task:
+            raise SystemExit(f"morec dataset: error: {args.recording} does not name its task: pass --task")
+    data, report = recording_to_dataset(args.recording, load_task_spec(task), args.state_topic, args.command_topic,
+                                        recover=args.recover, skip_inconsistent=args.skip_inconsistent)
+    data.metadata["command"] = args.command_line
+    data.save(args.out)
+    print(f"wrote {args.out}: {report.summary()}")
     return 0
 
 
@@ -348,6 +366,8 @@ def cmd_up(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .mcap_import import COMMAND_TOPIC, STATE_TOPIC
+
     parser = argparse.ArgumentParser(prog="morec", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -375,6 +395,21 @@ def main(argv: list[str] | None = None) -> int:
                    help="medium = a third of the D4RL expert return instead of the best checkpoint's")
     p.add_argument("--out", required=True, help="output .npz")
     p.set_defaults(func=cmd_collect)
+
+    dataset = sub.add_parser("dataset", help="datasets from other sources").add_subparsers(dest="action", required=True)
+    p = dataset.add_parser("from-mcap", help="a recording's transitions (JointState + Float64MultiArray commands, "
+                                             "paired by time) as a dataset; see docs/recording.md")
+    p.add_argument("recording", help="an .mcap file, or a rosbag2 folder (metadata.yaml + .mcap files)")
+    p.add_argument("--task", help="task spec mapping joints to observations, with reward and termination "
+                                  "(default: the task morec_record stored in the recording)")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--state-topic", default=STATE_TOPIC, help="sensor_msgs/JointState")
+    p.add_argument("--command-topic", default=COMMAND_TOPIC, help="std_msgs/Float64MultiArray")
+    p.add_argument("--recover", action="store_true",
+                   help="read truncated files (a killed recorder's) up to their last complete chunk")
+    p.add_argument("--skip-inconsistent", action="store_true",
+                   help="leave out segments inconsistent with the task's control period instead of failing")
+    p.set_defaults(func=cmd_dataset_from_mcap)
 
     for name, func, cfg_name in (("train-dynamics", cmd_train_dynamics, "EnsembleConfig"),
                                  ("train-reward", cmd_train_reward, "RewardConfig")):
