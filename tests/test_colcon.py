@@ -124,7 +124,7 @@ def test_ros2_launch_by_package_name_finds_the_installed_files(workspace, monkey
         monkeypatch.setitem(sys.modules, name, _stand_in(name))
     install = workspace / "install" / "morec_ros"
     share = install / "share" / "morec_ros"
-    for config, count in (("full", 4), ("sim_only", 1), ("robot_only", 3)):
+    for config, count in (("full", 5), ("sim_only", 1), ("robot_only", 4)):
         # `ros2 launch morec_ros <file>` looks for the file name anywhere under the package's share directory.
         found = list(share.rglob(f"{config}.launch.py"))
         assert len(found) == 1, found

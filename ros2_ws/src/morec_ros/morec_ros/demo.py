@@ -1,8 +1,8 @@
 """`morec_demo` (make demo): the whole stack on one headless episode, then a report.
 
-Brings up sim, dynamics, filter and controller as separate processes with the runner behind
-`morec up` (launch/configs/full.yaml, plus launch/params/demo_<task>.yaml and the options below as
-parameter overrides), records the episode in-process with a small rclpy node, stops everything and
+Brings up sim, dynamics, filter, command guard and controller as separate processes with the runner
+behind `morec up` (launch/configs/full.yaml, plus launch/params/demo_<task>.yaml and the options below
+as parameter overrides), records the episode in-process with a small rclpy node, stops everything and
 prints the return and D4RL-normalised score, the achieved control rate against the nominal one, the
 controller's latency and deadline misses, and how consistent the robot's real transitions were with
 the model (their dynamics reward r_D). A plot (predicted vs actual state, r_D over time) and a JSON
@@ -41,7 +41,7 @@ from morec_ros.common import bundle_dir
 
 CONFIG = 'full'
 PARAMS_DIR = runner.config_dir().parent / 'params'
-SIM, CONTROLLER, FILTER = 'morec_sim', 'morec_controller', 'morec_filter'
+SIM, CONTROLLER, FILTER, GUARD = 'morec_sim', 'morec_controller', 'morec_filter', 'morec_guard'
 MODES = ('lockstep', 'realtime')
 MODE_NOTES = {
     'lockstep': 'lockstep (the default: a planner that misses the period on a busy machine costs no return): '
@@ -326,6 +326,8 @@ def main(argv=None) -> int:
         CONTROLLER: {'lockstep': args.mode == 'lockstep', 'latency_window': args.steps + 1,
                      'diagnostics_period': 0.25, **model, **args.controller},
         'morec_dynamics': model, 'morec_filter': model,
+        # The demo runs the stack as a robot does, through the guard; in lockstep it only checks and forwards.
+        GUARD: {'lockstep': args.mode == 'lockstep'},
     }
     command_topic = {**file_params(PARAMS_DIR / 'stack.yaml', '/**'), **file_params(params, '/**')}['command_topic']
 
