@@ -1,0 +1,104 @@
+"""morec_record over DDS: every message of a steady stream and of a burst ends up in the files, split files that an
+independent rosbag2 reader (rosbags) reads, a clean close on SIGTERM, and a SIGKILLed recorder's files readable up
+to its last flushed chunk."""
+
+import signal
+import time
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from rosbags.rosbag2 import Reader  # noqa: E402
+from rosbags.typesys import Stores, get_typestore  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import Float64MultiArray  # noqa: E402
+
+from morec.mcap_import import RecordingError, read_recording  # noqa: E402
+from rosproc import COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, domain_id  # noqa: E402
+
+pytestmark = MULTIPROCESS
+# What the stack's publishers use (ros2_control's too): reliable, keep the last 10.
+PUBLISHER_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+@pytest.fixture(autouse=True)
+def localhost_only(monkeypatch):
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+def joint_state(i):
+    msg = JointState(name=["slider", "hinge"], position=[float(i), 0.0], velocity=[0.0, 0.0])
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(i * 20_000_000, 10**9)
+    return msg
+
+
+def start(tmp_path, domain, processes, **params):
+    """A recorder into tmp_path/rec and a client whose two publishers it has matched."""
+    recorder = NodeProcess("record_node", {"output": str(tmp_path / "rec"), "task": "inverted_pendulum", **params},
+                           domain, tmp_path)
+    processes.append(recorder)
+    client = Client(domain)
+    client.watched.append(recorder)
+    states = client.node.create_publisher(JointState, "/joint_states", PUBLISHER_QOS)
+    commands = client.node.create_publisher(Float64MultiArray, COMMAND_TOPIC, PUBLISHER_QOS)
+    assert client.spin_until(lambda: states.get_subscription_count() and commands.get_subscription_count(), 30.0), (
+        recorder.output())
+    return recorder, client, states, commands
+
+
+def publish_at(publisher, messages, rate):
+    start = time.monotonic()
+    for i, msg in enumerate(messages):
+        time.sleep(max(0.0, start + i / rate - time.monotonic()))
+        publisher.publish(msg)
+
+
+def test_every_message_of_a_stream_and_a_burst_is_recorded_in_split_files(tmp_path, processes):
+    recorder, client, states, commands = start(tmp_path, domain_id(90), processes, split_duration=3.0)
+    try:
+        publish_at(states, [joint_state(i) for i in range(500)], rate=50.0)  # 10 s at 50 Hz
+        for i in range(500):  # then a burst, as fast as Python publishes
+            commands.publish(Float64MultiArray(data=[float(i)]))
+        time.sleep(1.0)
+    finally:
+        client.close()
+    assert recorder.stop(signal.SIGTERM) == 0, recorder.output()
+    assert "wrote 1000 messages" in recorder.output(), recorder.output()
+
+    folder = tmp_path / "rec"
+    typestore = get_typestore(Stores.ROS2_JAZZY)
+    received = {"/joint_states": [], COMMAND_TOPIC: []}
+    assert len(list(folder.glob("*.mcap"))) >= 3  # 10 s in files of 3 s
+    with Reader(folder) as bag:  # rosbags: metadata.yaml, the file list, schemas and CDR, read independently
+        assert {c.topic: c.msgcount for c in bag.connections} == {"/joint_states": 500, COMMAND_TOPIC: 500}
+        assert all(c.msgdef.data.startswith("#") for c in bag.connections)  # the .msg text travels with the file
+        for connection, _, raw in bag.messages():
+            msg = typestore.deserialize_cdr(raw, connection.msgtype)
+            received[connection.topic].append(msg.position[0] if connection.topic == "/joint_states" else msg.data[0])
+    assert received["/joint_states"] == list(range(500))
+    assert sorted(received[COMMAND_TOPIC]) == list(range(500))
+    assert read_recording(folder, {"/joint_states"}).metadata == {
+        "task": "inverted_pendulum", "command_topic": COMMAND_TOPIC, "recorder": "morec_record"}
+
+
+def test_a_killed_recorder_leaves_what_it_flushed_readable(tmp_path, processes):
+    recorder, client, states, _ = start(tmp_path, domain_id(91), processes, flush_period=0.2)
+    try:
+        publish_at(states, [joint_state(i) for i in range(100)], rate=100.0)
+        time.sleep(1.0)  # some flushes after the last message
+    finally:
+        client.close()
+    recorder.stop(signal.SIGKILL)
+    folder = tmp_path / "rec"
+    assert not (folder / "metadata.yaml").exists()
+    with pytest.raises(RecordingError, match=r"rec_0\.mcap is truncated: it ends after 100 readable messages"):
+        read_recording(folder, {"/joint_states"})
+    recording = read_recording(folder, {"/joint_states"}, recover=True)
+    assert [m.msg.position[0] for m in recording.messages] == list(range(100))
+
+    again = NodeProcess("record_node", {"output": str(folder)}, domain_id(91), tmp_path)
+    processes.append(again)
+    assert again.proc.wait(timeout=30) == 1
+    assert "[FATAL]" in again.output() and "exists and is not empty" in again.output()
+    assert "Traceback" not in again.output()
