@@ -88,6 +88,13 @@ class Client:
             rclpy.shutdown(context=self.context)
 
 
+def recording(recorder: NodeProcess, *topics: str) -> bool:
+    """Whether morec_record has matched a publisher on each of `topics` (it logs every match): what is published
+    before that is not recorded."""
+    output = recorder.output()
+    return all(f"{topic}: 1 publisher(s)" in output for topic in topics)
+
+
 def status_of(diagnostics: list, name_prefix: str):
     """The latest DiagnosticStatus whose name starts with `name_prefix` (as level, message, values), or None."""
     for msg in reversed(diagnostics):

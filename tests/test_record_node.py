@@ -15,7 +15,7 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
 from morec.mcap_import import RecordingError, read_recording  # noqa: E402
-from rosproc import COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, domain_id  # noqa: E402
+from rosproc import COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, domain_id, recording  # noqa: E402
 
 pytestmark = MULTIPROCESS
 # What the stack's publishers use (ros2_control's too): reliable, keep the last 10.
@@ -42,8 +42,7 @@ def start(tmp_path, domain, processes, **params):
     client.watched.append(recorder)
     states = client.node.create_publisher(JointState, "/joint_states", PUBLISHER_QOS)
     commands = client.node.create_publisher(Float64MultiArray, COMMAND_TOPIC, PUBLISHER_QOS)
-    assert client.spin_until(lambda: states.get_subscription_count() and commands.get_subscription_count(), 30.0), (
-        recorder.output())
+    assert client.spin_until(lambda: recording(recorder, "/joint_states", COMMAND_TOPIC), 30.0), recorder.output()
     return recorder, client, states, commands
 
 

@@ -72,9 +72,12 @@ class RecordNode(Node):
         for topic, msg_type in {**TOPICS, command_topic: Float64MultiArray}.items():
             self._bag.add_topic(topic, type_name(msg_type))
             # A best-effort publisher cannot serve a reliable subscription: say so rather than record nothing.
-            events = SubscriptionEventCallbacks(incompatible_qos=lambda event, t=topic: self.get_logger().warning(
-                f'{t}: a publisher offers QoS this reliable subscription cannot match '
-                f'({event.last_policy_kind.name}); its messages are not recorded'))
+            # What a volatile subscription gets starts when it has matched a publisher: say when.
+            events = SubscriptionEventCallbacks(
+                incompatible_qos=lambda event, t=topic: self.get_logger().warning(
+                    f'{t}: a publisher offers QoS this reliable subscription cannot match '
+                    f'({event.last_policy_kind.name}); its messages are not recorded'),
+                matched=lambda event, t=topic: self.get_logger().info(f'{t}: {event.current_count} publisher(s)'))
             self.create_subscription(msg_type, topic, lambda data, info, t=topic: self._write(t, data, info), qos,
                                      event_callbacks=events, raw=True)
         self.create_timer(flush_period, self._bag.flush)
