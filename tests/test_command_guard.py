@@ -101,6 +101,16 @@ def test_lockstep_forwards_every_valid_command_and_never_commands_on_its_own():
     assert g.tick(1.0 + 100 * P) is None and not g.silent  # a silent controller stops a lockstep sim
 
 
+def test_zeros_as_the_guard_stops_once_it_has_commanded():
+    g, _ = guard()
+    assert g.stop() is None  # the robot never heard from it
+    g.receive(msg(*[0.4] * 6), now=0.0)
+    np.testing.assert_array_equal(g.stop(), np.zeros(6))
+    g, _ = guard(lockstep=True)
+    g.receive(msg(*[0.4] * 6), now=0.0)
+    assert g.stop() is None
+
+
 def test_config_is_checked():
     with pytest.raises(ValueError):
         GuardConfig(silent_periods=0)

@@ -9,6 +9,8 @@ it. The guard runs in a process of its own between the controller and the robot:
   that holds one period's worth, so an answer and a fill-in in the same period both pass).
 - tick(now): call often (the node: 4 times per period); returns zeros once no valid command has come
   for `silent_periods` control periods, then once per period until a valid command comes again.
+- stop(): zeros as the guard stops. `morec up` and `ros2 launch` stop every node when one dies, so a
+  stack that stops must not leave the robot on its last effort either.
 
 Out-of-limit commands are rejected, not clipped: the controller already clips, so one that arrives
 out of limits comes from a broken or misconfigured sender (wrong task spec, wrong units), and
@@ -19,6 +21,7 @@ Before its first valid command the guard sends nothing: the robot has not been c
 In lockstep the sim waits for every command: a silent controller stops it, and a zero (or a command
 dropped for its rate) would step it or stall it, so the guard checks each command but never
 commands on its own or limits the rate.
+What the guard cannot cover is its own death (SIGKILL, a crash): the robot then keeps the last command.
 """
 
 from __future__ import annotations
@@ -91,6 +94,13 @@ class CommandGuard:
         elif now - self._zeroed < self.period:
             return None
         self._zeroed = now
+        self.counts['zeros'] += 1
+        return np.zeros(self.task.action_dim)
+
+    def stop(self) -> np.ndarray | None:
+        """Zeros to publish as the guard stops, once it has forwarded a command (never in lockstep)."""
+        if self.cfg.lockstep or self._forwarded is None:
+            return None
         self.counts['zeros'] += 1
         return np.zeros(self.task.action_dim)
 

@@ -1,5 +1,6 @@
-"""What the model nodes (dynamics, filter, controller) share: parameters, bundles, diagnostics."""
+"""What the model nodes (dynamics, filter, controller) and the command guard share: parameters, bundles, diagnostics."""
 
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.logging import get_logger
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
 from morec.bundle import ENSEMBLE_ONNX, REWARD_ONNX
@@ -147,11 +149,20 @@ def diagnostics(node, publisher, what: str, level, message: str, hardware_id: st
     publisher.publish(msg)
 
 
-def main_for(node_class, name: str):
-    """A node's main(): a node that cannot start says why (FATAL, no traceback) and exits with 1."""
+def main_for(node_class, name: str, last_word: bool = False):
+    """A node's main(): a node that cannot start says why (FATAL, no traceback) and exits with 1.
+
+    With `last_word` the node can still publish in destroy_node() after SIGINT or SIGTERM: rclpy's own
+    handlers would shut the context down first, so the signals raise KeyboardInterrupt instead (the
+    node needs a timer for the interpreter to get control back while it spins).
+    """
 
     def main(args=None):
-        rclpy.init(args=args)
+        if last_word:
+            rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+        else:
+            rclpy.init(args=args)
         try:
             node = node_class()
             reject_undeclared_parameters(node)

@@ -2,7 +2,8 @@
 
 The controller publishes on a stack-internal topic (its command_topic, /morec/command_request in the
 shipped configs); this node forwards the commands CommandGuard (command_guard.py) accepts to the
-robot's forward command controller and commands zero when the controller falls silent or dies.
+robot's forward command controller and commands zero when the controller falls silent or dies, and as
+the guard itself stops (SIGINT or SIGTERM).
 Both topics use the forward_command_controller's QoS (reliable, depth 10). The check timer runs
 on the steady clock, so it fires when a simulator that publishes /clock dies too.
 """
@@ -12,6 +13,7 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray
 
@@ -64,12 +66,19 @@ class GuardNode(Node):
         if command is not None:
             self._pub.publish(Float64MultiArray(data=command.tolist()))
 
+    def destroy_node(self):
+        command = self._guard.stop()
+        if command is not None:
+            self._send(command)
+            self._pub.wait_for_all_acked(Duration(seconds=1.0))  # the robot has it before the process ends
+        return super().destroy_node()
+
     def _publish_diagnostics(self):
         level, message, values = self._guard.status(time.monotonic())
         diagnostics(self, self._diag_pub, 'command guard', LEVELS[level], message, self._hardware_id, values)
 
 
-main = main_for(GuardNode, 'morec_guard')
+main = main_for(GuardNode, 'morec_guard', last_word=True)  # zeros as it stops
 
 if __name__ == '__main__':
     sys.exit(main())
