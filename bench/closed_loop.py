@@ -3,8 +3,8 @@
     .venv/bin/python bench/closed_loop.py [--seeds 0 1 2] [--variants nominal real] [--steps 1000] [--only NAME ...]
                                           [--mode lockstep|realtime] [--bundle DIR --tag NAME]
 
-Every run is one `morec_demo` episode: sim, dynamics, filter and controller nodes as separate processes
-over DDS. In lockstep (the default) the sim waits for each command, so the return is what the
+Every run is one `morec_demo` episode: sim, dynamics, filter, command guard and controller nodes as
+separate processes over DDS. In lockstep (the default) the sim waits for each command, so the return is what the
 controller earns at its settings whatever the machine's speed; the planner latency it reports is
 measured all the same. In realtime the sim runs on the wall clock and the controller commands every
 period from its latest plan while the planner thread works on the next: the return then also pays for
