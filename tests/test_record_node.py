@@ -1,8 +1,10 @@
 """morec_record over DDS: every message of a steady stream and of a burst ends up in the files, split files that an
-independent rosbag2 reader (rosbags) reads, a clean close on SIGTERM, and a SIGKILLed recorder's files readable up
-to its last flushed chunk."""
+independent rosbag2 reader (rosbags) reads, a clean close on SIGTERM, a SIGKILLed recorder's files readable up
+to its last flushed chunk, and `morec up record` starting it."""
 
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -101,3 +103,18 @@ def test_a_killed_recorder_leaves_what_it_flushed_readable(tmp_path, processes):
     assert again.proc.wait(timeout=30) == 1
     assert "[FATAL]" in again.output() and "exists and is not empty" in again.output()
     assert "Traceback" not in again.output()
+
+
+def test_morec_up_starts_the_recorder_with_the_stack_parameters(tmp_path):
+    """launch/configs/record.yaml: the recorder beside a stack, writing under the working directory."""
+    up = subprocess.Popen([sys.executable, "-m", "morec.cli", "up", "record", "--domain-id", str(domain_id(93))],
+                          cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in up.stdout:
+        lines.append(line)
+        if "recording 9 topics to recordings/morec_" in line or "exited" in line:
+            break
+    up.send_signal(signal.SIGINT)
+    lines += up.stdout.readlines()
+    assert up.wait(timeout=30) == 0, "".join(lines)
+    assert len(list(tmp_path.glob("recordings/morec_*/metadata.yaml"))) == 1, "".join(lines)
