@@ -1,6 +1,7 @@
 """What the model nodes (dynamics, filter, controller) and the command guard share: parameters, bundles, diagnostics."""
 
 import signal
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.logging import get_logger
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -153,14 +154,17 @@ def main_for(node_class, name: str, last_word: bool = False):
     """A node's main(): a node that cannot start says why (FATAL, no traceback) and exits with 1.
 
     With `last_word` the node can still publish in destroy_node() after SIGINT or SIGTERM: rclpy's own
-    handlers would shut the context down first, so the signals raise KeyboardInterrupt instead (the
-    node needs a timer for the interpreter to get control back while it spins).
+    handlers would shut the context down first, so the signals only set a flag that the spin loop checks
+    between callbacks (an exception raised at an arbitrary point inside the executor could leave it
+    unable to stop cleanly).
     """
 
     def main(args=None):
+        stop = threading.Event()
         if last_word:
             rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-            signal.signal(signal.SIGTERM, signal.default_int_handler)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
         else:
             rclpy.init(args=args)
         try:
@@ -171,7 +175,13 @@ def main_for(node_class, name: str, last_word: bool = False):
             rclpy.try_shutdown()
             return 1
         try:
-            rclpy.spin(node)
+            if last_word:
+                executor = SingleThreadedExecutor()
+                executor.add_node(node)
+                while not stop.is_set() and rclpy.ok():
+                    executor.spin_once(timeout_sec=0.05)
+            else:
+                rclpy.spin(node)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         except Exception:
