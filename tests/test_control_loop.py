@@ -73,7 +73,7 @@ class Rig:
 
 def test_nothing_is_commanded_before_the_first_state():
     rig = Rig()
-    assert rig.loop.tick(0.5) is None and not rig.loop.unanswered
+    assert rig.loop.tick(0.5) is None and not rig.loop.due
     assert rig.loop.status(1.0)[:2] == ("warn", "waiting for /joint_states")
 
 
@@ -83,9 +83,9 @@ def test_lockstep_answers_every_state_exactly_once_with_its_own_plan():
     for k in range(6):
         t = 2 * k * P  # a plan takes 1.5 periods: the robot waits for it
         assert rig.state(t)
-        assert rig.loop.unanswered and rig.loop.tick(t + 0.5 * P) is None  # the timer never answers in lockstep
+        assert rig.loop.due and rig.loop.tick(t + 0.5 * P) is None  # the timer never answers in lockstep
         commands.append(rig.plan(t, t + 1.5 * P))
-        assert not rig.loop.unanswered and rig.loop.tick(t + 1.9 * P) is None
+        assert not rig.loop.due and rig.loop.tick(t + 1.9 * P) is None
     assert [source(c) for c in commands] == [(k, 0) for k in range(1, 7)]
     assert [elapsed for _, elapsed in rig.asked] == [0] + [2] * 5  # two robot periods between the states' stamps
     assert rig.predicted == []  # the robot waits while we plan: nothing to compensate
@@ -113,7 +113,7 @@ def test_a_plan_for_a_state_already_replaced_answers_the_latest_one_only():
     rig.state(0.0, position=(0.0, 0.01))
     rig.state(0.5 * P, position=(0.0, 0.02))  # the planner was busy: the first state is never planned for
     rig.plan(0.6 * P, 0.8 * P)
-    assert len(rig.asked) == 1 and rig.asked[0][0][1] == 0.02 and not rig.loop.unanswered
+    assert len(rig.asked) == 1 and rig.asked[0][0][1] == 0.02 and not rig.loop.due
 
 
 def test_latency_compensation_plans_from_the_predicted_state_with_the_right_lead():
@@ -214,7 +214,7 @@ def test_invalid_states_are_dropped_counted_and_never_acted_on():
                dict(position=[0.0, 0.05, 0.0])]  # positions do not match names
     for msg in invalid:
         assert not rig.state(1.04, **msg)
-        assert not rig.loop.unanswered and rig.loop.tick(1.05) is None
+        assert not rig.loop.due and rig.loop.tick(1.05) is None
     assert rig.state(1.04, position=[-0.02, 0.0], names=["hinge", "slider"])  # any order, by name
     rig.plan(1.04, 1.05)
     np.testing.assert_array_equal(rig.asked[-1][0], [0.0, -0.02, 0.0, 0.0])

@@ -1,5 +1,6 @@
 """What the model nodes (dynamics, filter, controller) and the command guard share: parameters, bundles, diagnostics."""
 
+import bisect
 import signal
 import threading
 from pathlib import Path
@@ -75,20 +76,28 @@ def matrix(array: np.ndarray, labels: tuple[str, str]) -> Float64MultiArray:
 
 
 class Transitions:
-    """Pairs states and commands into real transitions (s, a, s') one control period apart.
+    """Pairs states and commands into real transitions (s, a, s'), one per control period, at any state rate.
+
+    A command starts a control period: it applies to the latest state sent before it (the robot acts on
+    the latest command), and the period ends at the state whose stamp is nearest to that state's stamp
+    plus one control period. Nearest, not interpolated: s' is a state the robot reported, off by at
+    most half the state interval (0.5 ms at 1000 Hz, 20 ms at 25 Hz). So a broadcaster at 100-1000 Hz
+    and a controller at its own period make one transition per command, and one state per period
+    (lockstep) pairs state k with state k+1. When no state lies within half a period of the end (lost
+    messages) the period is a gap; a state stamped no later than the start before the end (a reset
+    repeats the stamp, a restarted robot starts over) ends the period without a transition.
 
     Messages are ordered by when they were sent (their DDS source timestamps), not by when this node
     got round to them: a busy node may take state k+1 before command k, which was sent first, and
-    must not pair command k with state k+1. A command applies to the latest state sent before it (the
-    robot acts on the latest command); the next state completes the transition when its stamp is one
-    control period later (a reset, which keeps the stamp, or a gap of lost messages ends none).
-    Whatever the node attached to a command comes back with it.
+    must not pair command k with state k+1. Whatever the node attached to a command comes back with it.
     """
 
-    def __init__(self, control_period: float, history: int = 8):
+    def __init__(self, control_period: float, keep_periods: float = 3.0, min_states: int = 8):
         self._period_ns = control_period * 1e9
-        self._history = history
-        self._states = []  # (sent, obs, stamp) of recent states in send order
+        self._keep_ns = keep_periods * self._period_ns  # states stamped this long before the newest are dropped
+        self._min_states = min_states
+        self._sent = []  # send times of recent states, ascending (bisect keys)
+        self._states = []  # (obs, stamp) of those states, in the same order
         self._commands = {}  # sent time of a state -> (sent, command, attachment) of the latest command in it
         self._closed = set()  # sent times of states whose outgoing transition is settled
         self.completed = 0
@@ -97,49 +106,61 @@ class Transitions:
     def applies_to(self, sent: int) -> np.ndarray | None:
         """The observation a command sent at `sent` acts on, None before the first state."""
         i = self._before(sent)
-        return None if i < 0 else self._states[i][1]
+        return None if i < 0 else self._states[i][0]
 
     def command(self, command: np.ndarray, sent: int, attachment=None) -> list[tuple]:
-        """Record a command; return the transitions it completes (when the next state came first)."""
+        """Record a command; return the transitions it completes (when the period's end came first)."""
         i = self._before(sent)
         if i < 0:
             return []
-        key = self._states[i][0]
+        key = self._sent[i]
         if key not in self._commands or self._commands[key][0] < sent:
             self._commands[key] = (sent, command, attachment)
-        return self._settle(i)
+        return self._settle(key)
 
     def state(self, obs: np.ndarray, stamp: int, sent: int) -> list[tuple]:
         """Record a state; return the (s, a, attachment, s') transitions it completes."""
-        i = self._before(sent) + 1
-        self._states.insert(i, (sent, obs, stamp))
-        done = self._settle(i - 1) if i > 0 else []
-        done += self._settle(i)  # a state handled after the next one
-        if len(self._states) > self._history:
-            dropped = self._states.pop(0)[0]
+        i = bisect.bisect_left(self._sent, sent)
+        self._sent.insert(i, sent)
+        self._states.insert(i, (obs, stamp))
+        done = [t for key in sorted(self._commands) for t in self._settle(key)]
+        newest = self._states[-1][1]
+        while len(self._sent) > self._min_states and not 0 <= newest - self._states[0][1] <= self._keep_ns:
+            dropped = self._sent.pop(0)
+            self._states.pop(0)
             self._commands.pop(dropped, None)
             self._closed.discard(dropped)
         return done
 
     def _before(self, sent: int) -> int:
         """Index of the latest state sent before `sent` (-1: none)."""
-        return sum(1 for s in self._states if s[0] < sent) - 1
+        return bisect.bisect_left(self._sent, sent) - 1
 
-    def _settle(self, i: int) -> list[tuple]:
-        if i < 0 or i + 1 >= len(self._states):
+    def _settle(self, key: int) -> list[tuple]:
+        """The transition from the state sent at `key` once the state nearest its period's end is known."""
+        if key in self._closed:
             return []
-        (sent, obs, stamp), (_, next_obs, next_stamp) = self._states[i], self._states[i + 1]
-        if sent in self._closed or sent not in self._commands:
-            return []
-        self._closed.add(sent)
-        if next_stamp == stamp:  # a reset repeats the stamp: no transition
-            return []
-        if abs(next_stamp - stamp - self._period_ns) > 0.5 * self._period_ns:
+        i = bisect.bisect_left(self._sent, key)
+        start = self._states[i][1]
+        end = start + self._period_ns
+        for j in range(i + 1, len(self._states)):
+            stamp = self._states[j][1]
+            if stamp <= start:
+                self._closed.add(key)
+                return []
+            if stamp >= end:
+                break
+        else:
+            return []  # the period has not ended yet
+        if j - 1 > i and end - self._states[j - 1][1] < stamp - end:
+            j -= 1  # the state just before the end is nearer
+        self._closed.add(key)
+        if abs(self._states[j][1] - end) > 0.5 * self._period_ns:
             self.gaps += 1
             return []
         self.completed += 1
-        _, command, attachment = self._commands[sent]
-        return [(obs, command, attachment, next_obs)]
+        _, command, attachment = self._commands[key]
+        return [(self._states[i][0], command, attachment, self._states[j][0])]
 
 
 def diagnostics(node, publisher, what: str, level, message: str, hardware_id: str, values: dict) -> None:

@@ -3,14 +3,17 @@
 Times are seconds on one steady clock, passed in by the caller. Three inputs drive the loop:
 - receive(msg, now): a /joint_states message; an invalid one is dropped (InputCheck) and never acted on.
 - tick(now): the control timer, once per control period.
-- request(now), plan(request), answer(request, actions, value, now): the planner thread takes the latest
-  unanswered state, plans for it and hands the plan back.
+- request(now), plan(request), answer(request, actions, value, now): when a plan is `due`, the planner
+  thread takes the latest state, plans for it and hands the plan back.
 tick() and answer() return the command to publish, or None. The loop is not thread-safe: its owner
 serialises every call but plan(), which touches no loop state and runs the (slow) model.
 
-Real time: each plan's action for now goes out as soon as the plan is ready, so a planner faster than
-the control period answers every state before the robot's next step; the tick fills in, from the
-latest plan that has started (plan_schedule.py), each period in which no plan answered. With latency
+Real time: the loop plans at its own period, whatever the state rate: at most one plan is asked for per
+tick interval, from the latest state (states in between only replace it), so a 1000 Hz broadcaster
+neither floods the planner nor the command topic. Each plan's action for now goes out as soon as the
+plan is ready, so a planner faster than the control period answers before the robot's next step; the
+tick fills in, from the latest plan that has started (plan_schedule.py), each period in which no plan
+answered. With latency
 compensation a planner slower than the period plans from the state the model predicts for the step
 its plan will make (the median planning time in whole periods) under the actions already committed
 until then, and the plan starts there; without it, a late plan starts when its state arrived and its
@@ -87,6 +90,7 @@ class ControlLoop:
         self._plan_value = float('nan')
         self._last_command = np.zeros(task.action_dim)
         self._answered_since_tick = False  # real time: a fresh plan's action went out since the last tick
+        self._asked_since_tick = False  # real time: a plan was asked for since the last tick
         self.stale, self._stale_reason = False, ''
         self._latency = deque(maxlen=cfg.latency_window)
         self.counts = dict(plans=0, commands=0, deadline_misses=0, stale_events=0, non_finite_actions=0)
@@ -106,6 +110,7 @@ class ControlLoop:
         """The control timer: the watchdog, and in real time the schedule's action when no plan answered this period."""
         if self._state is None:
             return None  # nothing to act on yet; silence also keeps a lockstep robot where it is
+        self._asked_since_tick = False
         if self.cfg.lockstep:
             waited = now - self._answered_at
             self._set_stale(self._answered == self._received and waited > self.stale_after,
@@ -130,12 +135,13 @@ class ControlLoop:
         return None if command is None else self._command(command)
 
     @property
-    def unanswered(self) -> bool:
-        """A valid state arrived that no plan has answered yet."""
-        return self._received > self._answered
+    def due(self) -> bool:
+        """A plan is due: a valid state arrived that no plan has answered yet and, in real time, no plan was
+        asked for since the last tick (lockstep: every state is answered)."""
+        return self._received > self._answered and (self.cfg.lockstep or not self._asked_since_tick)
 
     def request(self, now: float) -> PlanRequest:
-        """The latest state to plan for (call when `unanswered`), with the lead and the actions committed until then."""
+        """The latest state to plan for (call when `due`), with the lead and the actions committed until then."""
         obs, stamp, seq, received = self._state
         lead, committed = 0, None
         # While stale the robot got zeros (or holds), not the schedule's actions: nothing to predict with.
@@ -150,6 +156,7 @@ class ControlLoop:
         else:  # periods between this plan's start and the previous one's
             elapsed = max(1, round((stamp - last_stamp) / (self.period * 1e9)) + lead - last_lead)
         self._previous = (stamp, lead)
+        self._asked_since_tick = True
         return PlanRequest(obs, committed, elapsed, lead, received + lead * self.period, seq, now)
 
     def plan(self, request: PlanRequest) -> tuple[np.ndarray, np.ndarray | None, float]:

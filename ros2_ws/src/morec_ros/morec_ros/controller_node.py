@@ -192,6 +192,8 @@ class ControllerNode(Node):
     def _on_tick(self):
         with self._lock:
             command = self._loop.tick(time.monotonic())
+            if self._loop.due:  # real time: the state that arrived since the last plan is planned for now
+                self._lock.notify()
         self._send(command)
 
     def _publish_diagnostics(self):
@@ -204,7 +206,7 @@ class ControllerNode(Node):
     def _plan_loop(self):
         while not self._stop.is_set():
             with self._lock:
-                if not self._lock.wait_for(lambda: self._loop.unanswered or self._stop.is_set(), 0.1):
+                if not self._lock.wait_for(lambda: self._loop.due or self._stop.is_set(), 0.1):
                     continue
                 if self._stop.is_set():
                     return
