@@ -225,6 +225,7 @@ class RolloutStats:
     ended_by_filter: float = 0.0  # share of rollouts the filter ended
     ended_by_task: float = 0.0  # share ended by the task's termination rule
     transitions: int = 0
+    mopo_penalty: float = 0.0  # mean reward penalty of the round's transitions (MOPO)
 
 
 class OfflineTrainer:
@@ -281,13 +282,13 @@ class OfflineTrainer:
         by_filter = np.zeros(len(obs), bool)
         by_task = np.zeros(len(obs), bool)
         alive = np.arange(len(obs))  # which rollouts the rows of `obs` still belong to
-        added = 0
+        added, penalty_sum = 0, 0.0
         for h in range(cfg.rollout_horizon):
             act = self.act(obs)
             step = self.model.step(obs, act, self.rng)
-            reward = step.reward - cfg.penalty_coef * step.disagreement if cfg.backbone == "mopo" else step.reward
-            self.buffer.add(obs, act, reward, step.next_obs, step.terminal)
-            added += len(obs)
+            penalty = cfg.penalty_coef * step.disagreement if cfg.backbone == "mopo" else np.zeros(len(obs))
+            self.buffer.add(obs, act, step.reward - penalty, step.next_obs, step.terminal)
+            added, penalty_sum = added + len(obs), penalty_sum + float(penalty.sum())
             filtered = step.score < cfg.threshold if cfg.morec else np.zeros(len(obs), bool)
             ended = step.terminal
             by_filter[alive[filtered]] = True
@@ -296,7 +297,8 @@ class OfflineTrainer:
             alive, obs = alive[~ended], step.next_obs[~ended]
             if not len(obs):
                 break
-        return RolloutStats(float(lengths.mean()), float(by_filter.mean()), float(by_task.mean()), added)
+        return RolloutStats(float(lengths.mean()), float(by_filter.mean()), float(by_task.mean()), added,
+                            penalty_sum / added)
 
     # -- one gradient step ----------------------------------------------------------------------------
     def mobile_penalty(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
@@ -398,6 +400,8 @@ class OfflineTrainer:
 
     def _log(self, losses: dict, evaluate: bool) -> None:
         s = self.rollout_stats
+        if self.cfg.backbone == "mopo":  # its penalty is charged at rollout time, not per update
+            losses["penalty_mean"] = s.mopo_penalty
         row = {"step": self.step, **losses, "alpha": float(self.log_alpha.detach().exp()), "rollout_length": s.length,
                "ended_by_filter": s.ended_by_filter, "ended_by_task": s.ended_by_task, "model_buffer": self.buffer.size,
                "seconds": round(self.elapsed, 1)}
