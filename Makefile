@@ -55,6 +55,9 @@ bench-offline: setup
 	for algo in bc td3bc iql; do .venv-d3rlpy/bin/python bench/d3rlpy_baselines.py --algo $$algo --task halfcheetah \
 	  --data artifacts/bench/halfcheetah/medium.npz --dataset-name medium --seed 0 --steps 100000 \
 	  --out docs/results/offline/halfcheetah-medium/$${algo}_seed0.json; done
+	.venv-d3rlpy/bin/python bench/d3rlpy_baselines.py --algo cql --task halfcheetah \
+	  --data artifacts/bench/halfcheetah/medium.npz --dataset-name medium --seed 0 --steps 10000 --eval-every 2000 \
+	  --note "reduced budget: about 4-6 steps/s on one CPU thread" --out docs/results/offline/halfcheetah-medium/cql_seed0.json
 	$(PY) bench/filter_along_policy_rollouts.py --policy artifacts/offline/halfcheetah-medium/morec-mopo_seed0/policy.onnx
 	$(PY) bench/offline_table.py
 
