@@ -6,6 +6,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
+from std_srvs.srv import SetBool  # noqa: E402
 from std_msgs.msg import Float64, Float64MultiArray  # noqa: E402
 
 from morec.task_spec import SimulatedRobot, load_task_spec  # noqa: E402
@@ -46,15 +47,24 @@ def closed_loop(tmp_path, domain):
     commands = client.subscribe(Float64MultiArray, COMMAND_TOPIC, 1000)
     returns = client.subscribe(Float64, "/morec/episode_return")
     plans = client.subscribe(Float64MultiArray, "/morec/plan", 1000)
-    sim = NodeProcess("sim_node", {"task": "inverted_pendulum", "mode": "lockstep", "seed": 7,
+    # The sim starts paused and runs only once every publisher and subscriber is matched: a lockstep
+    # episode runs as fast as the planner, so a late discovery would lose the first messages.
+    controller = NodeProcess("controller_node", CONTROLLER, domain, tmp_path)
+    sim = NodeProcess("sim_node", {"task": "inverted_pendulum", "mode": "lockstep", "seed": 7, "start_paused": True,
                                    "episode_length": EPISODE}, domain, tmp_path)
-    controller = None
     try:
-        client.watched = [sim]
-        assert client.spin_until(lambda: states, 30.0), f"no state from the sim:\n{sim.output()}"
-        controller = NodeProcess("controller_node", CONTROLLER, domain, tmp_path)
-        client.watched.append(controller)
-        assert client.spin_until(lambda: returns, 60.0), f"no episode end:\n{controller.output()}"
+        client.watched = [sim, controller]
+        node = client.node
+        assert client.spin_until(lambda: node.count_publishers(COMMAND_TOPIC) >= 1
+                                 and node.count_subscribers(COMMAND_TOPIC) >= 2
+                                 and node.count_publishers("/joint_states") >= 1
+                                 and node.count_subscribers("/joint_states") >= 2, 30.0), controller.output()
+        client.spin_until(lambda: False, 1.0)  # the endpoints match a moment after they are announced
+        resume = node.create_client(SetBool, "/morec_sim/pause")
+        assert resume.wait_for_service(timeout_sec=10.0), sim.output()
+        future = resume.call_async(SetBool.Request(data=False))
+        assert client.spin_until(future.done, 10.0), sim.output()
+        assert client.spin_until(lambda: returns, 60.0), f"no episode end:\n{controller.output()}\n{sim.output()}"
         assert controller.stop() == 0, controller.output()
         client.watched = [sim]
         client.spin_until(lambda: False, 0.5)  # the last command's state
