@@ -205,7 +205,8 @@ def model_steps(m: Models, s: Settings, obs: np.ndarray, act: np.ndarray, peak: 
         plain = FilteredDynamics(m.dynamics, None, FilterConfig(mode=mode), is_terminal=m.task.is_terminal)
         rows.append(model_row(f"step {mode}", "ort", timed(lambda: plain.step(obs, act, rng), s), b, ens_flops, peak))
 
-    # plan() rolls its new mean out once more for Plan.states: one row per call, a cost every plan pays.
+    # The controller rolls each plan's mean out once more for the prediction it publishes (Plan.states), after
+    # the command is out: one row per call.
     h = max(horizon for _, horizon in s.budgets)
     mean_plan = np.repeat(act[:1, None], h, axis=0)  # [H, 1, A]
     rows.append(model_row(f"filtered rollout 1 row x {h}", "ort",
@@ -250,8 +251,8 @@ def planner_latency(m: Models, s: Settings, obs: np.ndarray, peak: float) -> lis
                                        seed=s.seed)
                 t = timed(lambda: planner.plan(obs), s)
                 rows_per_plan = model.rows / (s.warmup + len(t))
-                # + the plan's own rollout, and the prior's
-                full_rows = planner.cfg.iterations * samples * horizon + horizon * (2 if policy else 1)
+                # The prior's rollout is a row of the first batch; Plan.states is rolled out only when read.
+                full_rows = planner.cfg.iterations * samples * horizon
                 row_flops = ensemble_flops(m.ensemble_shape, 1)
                 if filtered:
                     row_flops += reward_flops(m.reward_shape, 1, c)

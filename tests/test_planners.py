@@ -147,13 +147,40 @@ def test_prior_rollout_through_the_model_is_the_starting_mean(toy):
     # A state-dependent prior, a = 1 - 0.5 position, rolled through position' = position + a from 0;
     # a prior asking for more than the actuator gives is clipped.
     prior = lambda obs: np.where(obs[:, :1] < 5, 1.0 - 0.5 * obs[:, :1], 10.0)  # noqa: E731
-    planner = make_planner("mppi", unfiltered(toy), toy, prior=prior, samples=16, horizon=4)
-    sampled = []
-    planner._returns = lambda obs, actions: sampled.append(actions.copy()) or np.zeros(len(actions))
+    planner = make_planner("mppi", unfiltered(toy), toy, prior=prior, samples=16, horizon=4, noise_std=0.01)
+    sampled, sample_returns = [], planner._sample_returns
+    planner._sample_returns = lambda *args: sampled.append(sample_returns(*args)[0]) or (sampled[-1], np.zeros(16))
     planner.plan(np.zeros(2))
     np.testing.assert_allclose(sampled[0][0, :, 0], [1.0, 0.5, 0.25, 0.125])
+    # The other sequences are drawn around the prior's actions, step by step.
+    np.testing.assert_allclose(sampled[0][1:, :, 0], np.broadcast_to([1.0, 0.5, 0.25, 0.125], (15, 4)), atol=0.2)
+    # Clipped to the actuator's 3; every sequence leaves the healthy range (|position| < 10) at the second
+    # step, and the steps after that keep the centre.
     planner.plan(np.array([6.0, 0.0]))
-    np.testing.assert_allclose(sampled[1][0, :, 0], [3.0, 3.0, 3.0, 3.0])
+    np.testing.assert_allclose(sampled[1][0, :, 0], [3.0, 3.0, 0.0, 0.0])
+
+
+class CountingDynamics(ToyDynamics):
+    calls = 0
+
+    def predict(self, obs, act):
+        self.calls += 1
+        return super().predict(obs, act)
+
+
+@pytest.mark.parametrize("name", ["mppi", "cem"])
+def test_a_plan_around_a_prior_costs_one_model_call_per_horizon_step(toy, name):
+    dynamics = CountingDynamics()
+    model = FilteredDynamics(dynamics, None, FilterConfig(mode="elite_mean", clip=None), is_terminal=toy.is_terminal)
+    planner = make_planner(name, model, toy, prior=lambda obs: np.ones((len(obs), 1)), samples=16, horizon=5)
+    plan = planner.plan(np.zeros(2))
+    assert dynamics.calls == 5 * planner.cfg.iterations
+    # The predicted states are rolled out only when read, and do not change the next plan.
+    np.testing.assert_allclose(plan.states[:, 0], np.cumsum(plan.actions[:, 0]), rtol=1e-5)
+    assert dynamics.calls == 5 * planner.cfg.iterations + 5
+    unread = make_planner(name, model, toy, prior=lambda obs: np.ones((len(obs), 1)), samples=16, horizon=5)
+    unread.plan(np.zeros(2))
+    np.testing.assert_array_equal(unread.plan(np.ones(2)).actions, planner.plan(np.ones(2)).actions)
 
 
 def test_prior_guides_a_small_search_to_good_actions(toy):

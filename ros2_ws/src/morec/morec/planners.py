@@ -12,6 +12,11 @@ With a `prior` policy (typically the behaviour policy that made the training dat
 `morec export-policy`) the starting mean is instead the prior's own rollout through the same model,
 as in MBOP (Argenson and Dulac-Arnold 2021): the search then stays near actions the data covers,
 where the model is trustworthy, and improves on them rather than exploiting the model elsewhere.
+The prior's rollout is the first row of the first iteration's batch, and the other sequences are
+drawn around its actions as they appear, so a plan costs one model call per horizon step either way.
+
+The plan's predicted states (`Plan.states`, what the controller publishes) are rolled out only when
+asked for, so a controller sends its command first.
 
 With a `terminal_value` V(s) (typically an offline-trained policy's critic, V(s) = Q(s, pi(s)), see
 `policy_value`) every sequence still alive at the end of the horizon is credited with discount^H V(s_H),
@@ -20,7 +25,8 @@ so a short horizon still sees what comes after it (as TD-MPC and LOOP do).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -80,27 +86,43 @@ class CEMConfig(PlannerConfig):
 @dataclass
 class Plan:
     actions: np.ndarray  # [H, A] the mean action sequence; actions[0] is for now
-    states: np.ndarray  # [H, S] the filtered model's prediction along it
     value: float  # best discounted model return sampled in the last iteration
+    predict: Callable[[], np.ndarray] = field(repr=False)  # the filtered model's rollout along `actions`
+
+    @cached_property
+    def states(self) -> np.ndarray:
+        """[H, S] the filtered model's prediction along the plan, rolled out on first use."""
+        return self.predict()
 
 
-def evaluate(model: FilteredDynamics, task: TaskSpec, obs: np.ndarray, actions: np.ndarray,
+# (step t, the sequences' states [N, S]) -> their actions [N, A] for step t
+ActionsAt = Callable[[int, np.ndarray], np.ndarray]
+
+
+def evaluate(model: FilteredDynamics, task: TaskSpec, obs: np.ndarray, actions: np.ndarray | ActionsAt,
              rng: np.random.Generator, discount: float = 0.99, termination_penalty: float = 0.0,
-             terminal_value: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+             terminal_value: Callable[[np.ndarray], np.ndarray] | None = None,
+             shape: tuple[int, int] | None = None) -> np.ndarray:
     """Discounted model return of action sequences [N, H, A] started from one observation [S]: [N].
 
-    Each step adds the task reward r(s, a, s') of the filtered prediction. A terminal transition
-    ends a sequence's return and costs `termination_penalty`; when the filter ended it (no candidate
-    was trusted) its reward is not counted either, since the prediction it rests on is not believed.
-    Sequences alive after the last step add discount^H terminal_value(s_H).
+    `actions` may instead be a function giving each step's actions from the states reached, with
+    `shape` = (N, H). Each step adds the task reward r(s, a, s') of the filtered prediction. A
+    terminal transition ends a sequence's return and costs `termination_penalty`; when the filter
+    ended it (no candidate was trusted) its reward is not counted either, since the prediction it
+    rests on is not believed. Sequences alive after the last step add discount^H terminal_value(s_H).
     """
-    n = len(actions)
-    steps = np.ascontiguousarray(np.swapaxes(actions, 0, 1), dtype=np.float32)  # [H, N, A]
+    if callable(actions):
+        n, horizon = shape
+        actions_at = actions
+    else:
+        (n, horizon), steps = actions.shape[:2], np.asarray(actions, np.float32)
+        actions_at = lambda t, _: steps[:, t]  # noqa: E731
     state = np.repeat(np.asarray(obs, np.float32)[None], n, axis=0)
     returns = np.zeros(n)
     alive = np.ones(n, dtype=bool)
     weight = 1.0
-    for act in steps:
+    for t in range(horizon):
+        act = np.ascontiguousarray(actions_at(t, state), dtype=np.float32)
         step = model.step(state, act, rng)
         task_end = task.is_terminal(step.next_obs)
         terminal = step.terminal | task_end
@@ -137,6 +159,8 @@ class SamplingPlanner:
         self.center = (self.low + self.high) / 2
         self.half_range = (self.high - self.low) / 2
         self.rng = np.random.default_rng(cfg.seed)
+        # The published prediction draws from its own stream: reading it or not leaves the plans unchanged.
+        self.predict_rng = np.random.default_rng([cfg.seed, 1])
         self.reset()
 
     def reset(self) -> None:
@@ -147,36 +171,43 @@ class SamplingPlanner:
         """Plan from observation [S]; `elapsed` steps have been executed since the previous call."""
         obs = np.asarray(obs, np.float32)
         if self.prior is not None:
-            self.mean = self._prior_rollout(obs)
+            self.mean = None  # the prior's rollout, found while the first samples are scored
         elif self.cfg.warm_start:
             k = min(max(elapsed, 0), self.cfg.horizon)
             self.mean = np.concatenate([self.mean[k:], np.tile(self.center, (k, 1))])
         else:
             self.reset()
         self.mean, value = self._optimize(obs, self.mean)
-        states = self.model.rollout(obs[None], self.mean[:, None], self.rng)["next_obs"][:, 0]
-        return Plan(actions=self.mean.copy(), states=states, value=value)
+        mean = self.mean.copy()
+        return Plan(actions=mean, value=value,
+                    predict=lambda: self.model.rollout(obs[None], mean[:, None], self.predict_rng)["next_obs"][:, 0])
 
-    def _prior_rollout(self, obs: np.ndarray) -> np.ndarray:
-        """The prior policy's actions [H, A] along its own rollout through the model from obs [S]."""
-        state, actions = obs[None], []
-        for _ in range(self.cfg.horizon):
-            act = np.clip(self.prior(state), self.low, self.high).astype(np.float32)
-            actions.append(act[0])
-            state = self.model.step(state, act, self.rng).next_obs
-        return np.stack(actions)
-
-    def _sample(self, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-        """Clipped Gaussian sequences around `mean` [H, A]: [N, H, A], the first being the mean itself."""
-        eps = self.rng.standard_normal((self.cfg.samples, *mean.shape), dtype=np.float32)
+    def _sample_returns(self, obs: np.ndarray, mean: np.ndarray | None, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Clipped Gaussian sequences [N, H, A] around `mean` [H, A], the first being the mean itself, and
+        their returns [N]. With no mean yet, the first sequence is the prior's own rollout and the others
+        are drawn around its actions step by step, all in one batched rollout."""
+        cfg = self.cfg
+        eps = self.rng.standard_normal((cfg.samples, cfg.horizon, len(self.low)), dtype=np.float32)
         eps[0] = 0.0
-        return np.clip(mean + std * eps, self.low, self.high)
+        noise = std * eps
+        if mean is not None:
+            actions = np.clip(mean + noise, self.low, self.high)
+            return actions, self._returns(obs, actions)
+        # Steps after every sequence has ended keep the centre, as a shifted warm start's tail does.
+        actions = np.broadcast_to(self.center, noise.shape).copy()
 
-    def _returns(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        def around_prior(t: int, states: np.ndarray) -> np.ndarray:
+            prior = np.clip(self.prior(states[:1]), self.low, self.high)
+            actions[:, t] = np.clip(prior + noise[:, t], self.low, self.high)
+            return actions[:, t]
+
+        return actions, self._returns(obs, around_prior)
+
+    def _returns(self, obs: np.ndarray, actions: np.ndarray | ActionsAt) -> np.ndarray:
         return evaluate(self.model, self.task, obs, actions, self.rng, self.cfg.discount, self.cfg.termination_penalty,
-                        self.terminal_value)
+                        self.terminal_value, shape=(self.cfg.samples, self.cfg.horizon))
 
-    def _optimize(self, obs: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, float]:
+    def _optimize(self, obs: np.ndarray, mean: np.ndarray | None) -> tuple[np.ndarray, float]:
         raise NotImplementedError
 
 
@@ -186,8 +217,7 @@ class MPPI(SamplingPlanner):
     def _optimize(self, obs, mean):
         std = self.cfg.noise_std * self.half_range
         for _ in range(self.cfg.iterations):
-            actions = self._sample(mean, std)
-            returns = self._returns(obs, actions)
+            actions, returns = self._sample_returns(obs, mean, std)
             w = np.exp((returns - returns.max()) / self.cfg.temperature)
             # The weighted average of clipped sequences stays within the bounds.
             mean = np.tensordot(w / w.sum(), actions, axes=1).astype(np.float32)
@@ -201,10 +231,10 @@ class CEM(SamplingPlanner):
         cfg = self.cfg
         std = np.tile(cfg.noise_std * self.half_range, (cfg.horizon, 1))
         for _ in range(cfg.iterations):
-            actions = self._sample(mean, std)
-            returns = self._returns(obs, actions)
+            actions, returns = self._sample_returns(obs, mean, std)
             elite = actions[np.argpartition(-returns, cfg.elites - 1)[: cfg.elites]]
-            mean = cfg.smoothing * mean + (1 - cfg.smoothing) * elite.mean(axis=0)
+            # actions[0] is the mean sampled around (on a first call with a prior, the prior's rollout).
+            mean = cfg.smoothing * actions[0] + (1 - cfg.smoothing) * elite.mean(axis=0)
             std = np.maximum(cfg.smoothing * std + (1 - cfg.smoothing) * elite.std(axis=0),
                              cfg.min_std * self.half_range)
         return mean.astype(np.float32), float(returns.max())

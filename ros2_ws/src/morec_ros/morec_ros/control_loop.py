@@ -40,8 +40,8 @@ from morec_ros.plan_schedule import PlanSchedule, lead_periods
 
 STALE_ACTIONS = ('zero', 'hold')
 
-# (obs [S], elapsed) -> (actions [H, A], predicted states [H, S] or None, model value)
-Act = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray | None, float]]
+# (obs [S], elapsed) -> (actions [H, A], predicted states [H, S] on demand or None, model value)
+Act = Callable[[np.ndarray, int], tuple[np.ndarray, Callable[[], np.ndarray] | None, float]]
 # (obs [S], committed actions [n, A]) -> the state [S] after them
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -159,7 +159,7 @@ class ControlLoop:
         self._asked_since_tick = True
         return PlanRequest(obs, committed, elapsed, lead, received + lead * self.period, seq, now)
 
-    def plan(self, request: PlanRequest) -> tuple[np.ndarray, np.ndarray | None, float]:
+    def plan(self, request: PlanRequest) -> tuple[np.ndarray, Callable[[], np.ndarray] | None, float]:
         """act() from the state predicted for the plan's start; touches no loop state, so it needs no lock."""
         obs = request.obs if request.committed is None else self._predict(request.obs, request.committed)
         return self._act(obs, request.elapsed)

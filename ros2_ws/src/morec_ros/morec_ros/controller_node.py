@@ -169,13 +169,14 @@ class ControllerNode(Node):
                                  f're-export it with `morec export`') from e
 
     def _act(self, obs, elapsed):
-        """(actions [H, A], predicted states [H, S] or None, model value) for a state (ControlLoop's Act)."""
+        """(actions [H, A], the plan's predicted states on demand or None, model value) for a state
+        (ControlLoop's Act)."""
         if self._policy is not None:
             return self._policy(obs[None]), None, float('nan')
         if elapsed == 0:
             self._planner.reset()  # a new episode or a restarted robot: the previous plan does not apply
         plan = self._planner.plan(obs, elapsed)
-        return plan.actions, plan.states, plan.value
+        return plan.actions, lambda: plan.states, plan.value
 
     def _predict(self, obs, committed):
         """The state after the committed actions [n, A] under the model's elite mean (ControlLoop's Predict)."""
@@ -214,11 +215,11 @@ class ControllerNode(Node):
             actions, states, value = self._loop.plan(request)
             if not self.context.ok():
                 return  # Ctrl-C shut rclpy down while planning (destroy_node() stops this thread after)
-            if states is not None:  # before the command: the demo counts the plans sent within an episode
-                self._plan_pub.publish(matrix(states, ('horizon', 'state')))
             with self._lock:
                 command = self._loop.answer(request, actions, value, time.monotonic())
             self._send(command)
+            if states is not None:  # the prediction along the plan is rolled out after the command is out
+                self._plan_pub.publish(matrix(states(), ('horizon', 'state')))
 
     def _send(self, command):
         if command is not None:
