@@ -9,7 +9,8 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 from std_msgs.msg import Float64, Float64MultiArray  # noqa: E402
 
-from morec.task_spec import SimulatedRobot, load_task_spec  # noqa: E402
+from morec.simulator import SimulatedRobot  # noqa: E402
+from morec.task_spec import load_task_spec  # noqa: E402
 from rosproc import MULTIPROCESS, BUNDLE, COMMAND_TOPIC, Client, NodeProcess, domain_id  # noqa: E402
 
 pytestmark = MULTIPROCESS

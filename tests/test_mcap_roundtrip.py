@@ -13,7 +13,8 @@ from std_srvs.srv import SetBool  # noqa: E402
 
 from morec.cli import main  # noqa: E402
 from morec.dataset import Dataset  # noqa: E402
-from morec.task_spec import SimulatedRobot, load_task_spec  # noqa: E402
+from morec.simulator import SimulatedRobot  # noqa: E402
+from morec.task_spec import load_task_spec  # noqa: E402
 from rosproc import COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, domain_id, recording  # noqa: E402
 
 pytestmark = MULTIPROCESS

@@ -18,7 +18,8 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64, Float64MultiArray  # noqa: E402
 from std_srvs.srv import SetBool, Trigger  # noqa: E402
 
-from morec.task_spec import SimulatedRobot, load_task_spec  # noqa: E402
+from morec.simulator import SimulatedRobot  # noqa: E402
+from morec.task_spec import load_task_spec  # noqa: E402
 
 COMMAND_TOPIC = "/effort_controller/commands"
 # Reliable + transient-local: also gets the state the sim published before this node was discovered.

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import yaml
 
-from morec.task_spec import SimulatedRobot, TaskSpecError, available_tasks, load_task_spec, sim_dir
+from morec.simulator import SimulatedRobot
+from morec.task_spec import BaseState, TaskSpecError, available_tasks, load_task_spec, sim_dir
 
 TASKS = ["halfcheetah", "inverted_pendulum", "hopper", "walker2d"]
 
@@ -161,11 +162,17 @@ def write_spec(tmp_path, edit):
     (lambda d: d.update(colour="red"), r"colour: unknown key"),
     (lambda d: d["observation"]["positions"].append("elbow"), r"observation.positions: \['elbow'\] are not in joints"),
     (lambda d: d["variants"].pop("nominal"), r"'nominal' variant is required"),
-    (lambda d: d["variants"]["real"].update(body_mass_scale=-1), r"body_mass_scale must be a number > 0"),
-    (lambda d: d["variants"]["real"].update(action_delay=0.5), r"action_delay must be an integer"),
+    (lambda d: d["variants"]["real"].update(body_mass_scale=-1),
+     r"variants.real.body_mass_scale: Input should be greater than 0, got -1"),
+    (lambda d: d["variants"]["real"].update(action_delay=0.5), r"variants.real.action_delay: Input should be a valid integer"),
     (lambda d: d["actuators"][0].update(low=3.0), r"actuators\[0\].high: must exceed low"),
     (lambda d: d["termination"]["healthy"][0].update(index=9), r"exactly one of"),
-    (lambda d: d.update(control_period="fast"), r"control_period: expected float"),
+    (lambda d: d.update(control_period="fast"), r"control_period: Input should be a valid number, got 'fast'"),
+    (lambda d: d["variants"]["real"].update(frction=0.5),
+     r"variants.real.frction: unknown key; valid keys: body_mass_scale, geom_friction_scale, "),
+    (lambda d: d["termination"]["healthy"][0].update(high="0.2"),
+     r"termination.healthy\[0\].high: Input should be a valid number, got '0.2'"),
+    (lambda d: d["actuators"][0].pop("low"), r"actuators\[0\].low: Field required"),
 ])
 def test_invalid_specs_are_rejected_clearly(tmp_path, edit, message):
     path = write_spec(tmp_path, edit)
@@ -187,3 +194,93 @@ def test_sim_dir_from_environment(tmp_path, monkeypatch):
     assert load_task_spec("pendulum_copy").env_id == "InvertedPendulum-v5"
     with pytest.raises(TaskSpecError, match=r"unknown task 'halfcheetah'.*\['pendulum_copy'\]"):
         load_task_spec("halfcheetah")
+
+
+ODOM_SPEC = sim_dir() / "robots" / "halfcheetah_odom.yaml"
+
+
+def test_odometry_spec_gives_the_observations_of_all_joints():
+    """Root joints left off /joint_states, base state from the simulated odometry: the same observations."""
+    odom, plain = load_task_spec(ODOM_SPEC), load_task_spec("halfcheetah")
+    assert odom.name == plain.name and odom.obs_dim == plain.obs_dim and odom.base.topic == "/odom"
+    assert odom.state_joints == ("bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot")
+    legs = [plain.joints.index(j) for j in odom.state_joints]
+    robot = SimulatedRobot(odom, odom.variant("real").replace(sensor_noise_std=0.0), seed=3)
+    pitch = []
+    for action in random_actions(odom, 150, seed=4):
+        position, velocity, _ = robot.joint_state()
+        expected = plain.observation_from_joint_state(plain.joints, position, velocity)
+        got = odom.observation_from_joint_state(odom.state_joints, position[legs], velocity[legs], robot.base_state())
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+        pitch.append(position[2])
+        robot.step(action)
+    assert 0.2 < np.abs(pitch).max() < np.pi  # it pitched, and never turned over (odometry's pitch wraps at +-pi)
+    with pytest.raises(ValueError, match=r"takes \['rootx', 'rootz', 'rooty'\] from odometry on /odom"):
+        odom.observation_from_joint_state(odom.state_joints, position[legs], velocity[legs])
+
+
+def test_odometry_noise_is_small_and_leaves_joint_state_noise_as_it_was():
+    odom = load_task_spec(ODOM_SPEC)
+    noisy = odom.variant("noisy")
+
+    def run(read_odometry):
+        robot = SimulatedRobot(odom, noisy, seed=1)
+        states, bases = [], []
+        for action in random_actions(odom, 5):
+            states.append(np.concatenate(robot.joint_state()[:2]))
+            bases.append(robot.base_state() if read_odometry else None)
+            robot.step(action)
+        return np.array(states), bases
+
+    states, bases = run(True)
+    np.testing.assert_array_equal(run(False)[0], states)
+    clean = SimulatedRobot(odom, noisy.replace(sensor_noise_std=0.0), seed=1)
+    truth = clean.base_state()
+    error = np.abs(np.concatenate([bases[0].position - truth.position, bases[0].linear - truth.linear,
+                                   [bases[0].field("pitch") - truth.field("pitch")]]))
+    assert 0 < error.max() < 0.1
+
+
+def test_base_state_fields():
+    angle = 2.5  # past pi/2: a robot on its back still reads its true pitch
+    q = np.array([0.0, np.sin(angle / 2), 0.0, np.cos(angle / 2)])
+    base = BaseState(np.array([1.0, 2.0, 3.0]), q, np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.5, 0.0]))
+    assert base.field("pitch") == pytest.approx(angle)
+    assert base.field("position.z") == 3.0 and base.field("angular.y") == 0.5
+    # Forward in the base frame, pitched nose-down by 2.5 rad about y: x' = cos, z' = -sin.
+    assert base.field("world_linear.x") == pytest.approx(np.cos(angle))
+    assert base.field("world_linear.z") == pytest.approx(-np.sin(angle))
+    assert base.field("world_angular.y") == pytest.approx(0.5)
+
+
+def write_odom_spec(tmp_path, base):
+    path = tmp_path / "robot.yaml"
+    path.write_text(yaml.safe_dump({"extends": str(sim_dir() / "halfcheetah.yaml"), "base": base}))
+    return path
+
+
+@pytest.mark.parametrize("base, message", [
+    ({"joints": {"rootx": {"position": "position.x", "velocity": "world_linaer.x"}}},
+     r"base.joints.rootx.velocity: Input should be 'position.x', .* or 'world_angular.z', got 'world_linaer.x'"),
+    ({"joints": {"rootx": {"velocity": "linear.x", "ofset": 0.1}}}, r"base.joints.rootx.ofset: unknown key"),
+    ({"joints": {"rootq": {"position": "pitch"}}}, r"base.joints.rootq: 'rootq' is not in joints"),
+    ({"joints": {"rooty": {"velocity": "angular.y"}}}, r"base.joints.rooty: the observation has its position"),
+    ({"joints": {"rootx": {"velocity": "linear.x", "offset": "0.7"}}},
+     r"base.joints.rootx.offset: Input should be a valid number, got '0.7'"),
+    ({"topic": "/odom"}, r"base.joints: Field required"),
+])
+def test_invalid_base_sections_are_rejected_clearly(tmp_path, base, message):
+    path = write_odom_spec(tmp_path, base)
+    with pytest.raises(TaskSpecError, match=message) as e:
+        load_task_spec(path)
+    assert str(e.value).startswith(f"{path}: ")
+
+
+def test_extends_errors(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(TaskSpecError, match=r"a.yaml extends this file again \(a cycle\)"):
+        load_task_spec(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(TaskSpecError, match=r"c.yaml: extends: .*nowhere.yaml does not exist"):
+        load_task_spec(tmp_path / "c.yaml")

@@ -15,7 +15,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .dataset import Dataset
-from .task_spec import SimulatedRobot, TaskSpec
+from .simulator import SimulatedRobot
+from .task_spec import TaskSpec
 
 LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert", "sine")
 

@@ -1,35 +1,161 @@
-"""Task specs: the YAML files under sim/ that tie /joint_states, commands and the MuJoCo tasks together.
+"""Task specs: the YAML files under sim/ that tie /joint_states, odometry, commands and the MuJoCo tasks together.
 
 A spec maps a JointState (MJCF joint names, any order) to the Gymnasium observation vector, names
 the actuators in model order with their limits, gives the control period, the reward on
 (obs, action, next_obs) for MPC, the termination rule and the robot variants: "nominal" is plain
 Gymnasium, others perturb the physics (mass, friction, gear) and the interface (sensor noise,
-actuation delay) so the simulator can stand in for a real robot.
+actuation delay) so the simulator can stand in for a real robot. A `base:` section takes the
+entries of the floating-base joints (a real robot has no rootx/rootz/rooty on /joint_states) from
+nav_msgs/Odometry instead; `extends:` reuses another spec's top-level sections.
 
-Reading a spec needs numpy and yaml only (a controller on a robot has no MuJoCo); building the
-simulator imports gymnasium and mujoco when asked.
+The file layout is checked by a pydantic schema (types, unknown keys, each error naming its key
+path); cross-references (joints named in the observation, actuators, reward, termination, base)
+are checked after it. Reading a spec needs numpy, yaml and pydantic only (a controller on a robot
+has no MuJoCo); the simulator lives in morec.simulator.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Annotated, Any, Literal, Mapping, Sequence
 
 import numpy as np
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from .share import share_dir
 
 SIM_DIR_ENV = "MOREC_SIM_DIR"
+# What a `base:` entry may read from nav_msgs/Odometry: the pose (odometry frame), the twist as the
+# message carries it (child = base frame) or rotated into the odometry frame (world_*).
+BASE_FIELDS = ("position.x", "position.y", "position.z", "pitch",
+               "linear.x", "linear.y", "linear.z", "angular.x", "angular.y", "angular.z",
+               "world_linear.x", "world_linear.y", "world_linear.z",
+               "world_angular.x", "world_angular.y", "world_angular.z")
 
 
 class TaskSpecError(ValueError):
     """A task spec file is missing, malformed or disagrees with its MuJoCo model."""
+
+
+# ---- the file's schema ----------------------------------------------------------------------------
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+BaseField = Literal[BASE_FIELDS]
+
+
+class _Schema(BaseModel):
+    """One mapping of a spec file: strict types (no "1.5" for a number), every key known."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys_only(cls, data: Any) -> Any:
+        # Checked here rather than left to extra="forbid" so that the error lists the valid keys.
+        if isinstance(data, dict):
+            unknown = [key for key in data if key not in cls.model_fields]
+            if unknown:
+                raise PydanticCustomError("unknown_key", "unknown key; valid keys: {valid}",
+                                          {"key": str(unknown[0]), "valid": ", ".join(cls.model_fields)})
+        return data
+
+
+class _VariantSettings(_Schema):
+    """What a variant sets: physics scales applied to the MuJoCo model, noise and delay applied by the sim."""
+
+    body_mass_scale: Positive = 1.0  # masses and inertias (uniform density change)
+    geom_friction_scale: Positive = 1.0  # all friction coefficients of all geoms
+    actuator_gear_scale: Positive = 1.0  # actuator strength
+    sensor_noise_std: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0  # on published joint states, odometry
+    action_delay: Annotated[int, Field(ge=0)] = 0  # control periods between receiving a command and applying it
+
+
+class _ObservationDoc(_Schema):
+    positions: list[str]
+    velocities: list[str]
+    velocity_clip: Positive | None = None
+
+
+class _ActuatorDoc(_Schema):
+    name: str
+    joint: str
+    low: Finite
+    high: Finite
+
+
+class _ForwardDoc(_Schema):
+    joint: str
+    weight: Finite = 1.0
+
+
+class _RewardDoc(_Schema):
+    alive: Finite = 0.0
+    forward_velocity: _ForwardDoc | None = None
+    control_cost: Finite = 0.0
+
+
+class _HealthyDoc(_Schema):
+    position: str | None = None
+    velocity: str | None = None
+    index: int | list[int] | None = None
+    low: float = -math.inf
+    high: float = math.inf
+    inclusive: bool = False
+
+
+class _TerminationDoc(_Schema):
+    require_finite: bool = False
+    healthy: list[_HealthyDoc] = []
+
+
+class _D4rlDoc(_Schema):
+    random: Finite | None = None
+    expert: Finite | None = None
+
+
+class _BaseJointDoc(_Schema):
+    position: BaseField | None = None
+    velocity: BaseField | None = None
+    offset: Finite = 0.0  # added to the position: the joint's value where the odometry reads 0
+
+
+class _BaseDoc(_Schema):
+    topic: Annotated[str, Field(min_length=1)] = "/odom"
+    joints: dict[str, _BaseJointDoc]
+
+
+class _SpecDoc(_Schema):
+    name: str
+    env_id: str
+    control_period: Positive
+    joints: list[str]
+    observation: _ObservationDoc
+    actuators: Annotated[list[_ActuatorDoc], Field(min_length=1)]
+    reward: _RewardDoc
+    termination: _TerminationDoc
+    variants: dict[str, _VariantSettings | None]
+    d4rl_score: _D4rlDoc = _D4rlDoc()
+    base: _BaseDoc | None = None
+
+
+def _describe(error: ValidationError) -> str:
+    """A pydantic error as 'key.path: message' per problem, e.g. 'variants.real.frction: unknown key; ...'."""
+    problems = []
+    for e in error.errors(include_url=False):
+        loc = list(e["loc"]) + ([e["ctx"]["key"]] if e["type"] == "unknown_key" else [])
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+        message = e["msg"] if e["type"] in ("unknown_key", "missing") else f"{e['msg']}, got {e['input']!r}"
+        problems.append(f"{where or 'top level'}: {message}")
+    return "; ".join(problems)
+
+
+# ---- what a spec is ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -50,38 +176,74 @@ class HealthyRange:
     inclusive: bool
 
 
-@dataclass(frozen=True)
-class Variant:
+class Variant(_VariantSettings):
     """A robot variant: physics scales applied to the MuJoCo model, noise and delay applied by the sim."""
 
     name: str
-    body_mass_scale: float = 1.0  # masses and inertias (uniform density change)
-    geom_friction_scale: float = 1.0  # all friction coefficients of all geoms
-    actuator_gear_scale: float = 1.0  # actuator strength
-    sensor_noise_std: float = 0.0  # Gaussian noise on published joint positions and velocities
-    action_delay: int = 0  # control periods between receiving a command and applying it
-
-    def __post_init__(self):
-        for key in ("body_mass_scale", "geom_friction_scale", "actuator_gear_scale", "sensor_noise_std"):
-            value = getattr(self, key)
-            valid = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            if not valid or value < 0 or (value == 0 and key != "sensor_noise_std"):
-                least = ">= 0" if key == "sensor_noise_std" else "> 0"
-                raise TaskSpecError(f"variant {self.name!r}: {key} must be a number {least}, got {value!r}")
-            object.__setattr__(self, key, float(value))  # YAML "1" and "1.0" mean the same
-        delay = self.action_delay
-        if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
-            raise TaskSpecError(f"variant {self.name!r}: action_delay must be an integer >= 0, got {delay!r}")
 
     @property
     def nominal_physics(self) -> bool:
         return self.body_mass_scale == self.geom_friction_scale == self.actuator_gear_scale == 1.0
 
     def replace(self, **overrides) -> Variant:
-        return dataclasses.replace(self, **overrides)
+        try:
+            return Variant.model_validate({**self.model_dump(), **overrides})
+        except ValidationError as e:
+            raise TaskSpecError(f"variant {self.name!r}: {_describe(e)}") from None
 
 
-VARIANT_KEYS = tuple(f.name for f in dataclasses.fields(Variant) if f.name != "name")
+VARIANT_KEYS = tuple(_VariantSettings.model_fields)
+
+
+@dataclass(frozen=True)
+class BaseMapping:
+    """Observation entries that come from nav_msgs/Odometry on `topic` rather than from /joint_states."""
+
+    topic: str
+    joints: tuple[str, ...]  # floating-base joints: absent from /joint_states
+    entries: tuple[tuple[int, str, float], ...]  # (observation index, odometry field, offset added)
+
+
+@dataclass(frozen=True)
+class BaseState:
+    """A robot base's pose and twist as nav_msgs/Odometry carries them: the pose in the odometry frame,
+    the twist in the base (child) frame."""
+
+    position: np.ndarray  # x, y, z
+    orientation: np.ndarray  # unit quaternion x, y, z, w (the ROS order)
+    linear: np.ndarray
+    angular: np.ndarray
+
+    @classmethod
+    def from_odometry(cls, msg) -> BaseState:
+        """From a nav_msgs/Odometry read by its fields: an rclpy message or one decoded from a recording."""
+        pose, twist, q = msg.pose.pose, msg.twist.twist, msg.pose.pose.orientation
+
+        def vector(v):
+            return np.array([v.x, v.y, v.z], dtype=np.float64)
+
+        return cls(vector(pose.position), np.array([q.x, q.y, q.z, q.w], dtype=np.float64),
+                   vector(twist.linear), vector(twist.angular))
+
+    def field(self, name: str) -> float:
+        """One of BASE_FIELDS. pitch is the rotation about the y axis in (-pi, pi]: for a robot moving in the
+        x-z plane (roll = yaw = 0) it is the ZYX Euler pitch, and it stays unambiguous past +-pi/2."""
+        if name == "pitch":
+            x, y, z, w = self.orientation
+            return math.atan2(2 * (w * y - x * z), 1 - 2 * (x * x + y * y))
+        group, _, axis = name.partition(".")
+        if group.startswith("world_"):
+            vector = _rotate(self.orientation, getattr(self, group.removeprefix("world_")))
+        else:
+            vector = getattr(self, group)
+        return float(vector["xyz".index(axis)])
+
+
+def _rotate(quaternion: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """v rotated by the unit quaternion (x, y, z, w)."""
+    u, w = quaternion[:3], quaternion[3]
+    t = 2 * np.cross(u, v)
+    return v + w * t + np.cross(u, t)
 
 
 @dataclass(frozen=True)
@@ -105,6 +267,7 @@ class TaskSpec:
     # D4RL normalisation: score = 100 * (return - random) / (expert - random); None where D4RL has none.
     d4rl_random: float | None = None
     d4rl_expert: float | None = None
+    base: BaseMapping | None = None  # base joints' entries from odometry (None: all from /joint_states)
 
     def normalized_score(self, episode_return: float) -> float | None:
         if self.d4rl_random is None or self.d4rl_expert is None:
@@ -127,6 +290,12 @@ class TaskSpec:
     def action_high(self) -> np.ndarray:
         return np.array([a.high for a in self.actuators])
 
+    @property
+    def state_joints(self) -> tuple[str, ...]:
+        """The joints /joint_states carries: all but the base joints, whose state comes from odometry."""
+        base = self.base.joints if self.base else ()
+        return tuple(j for j in self.joints if j not in base)
+
     def variant(self, name: str) -> Variant:
         try:
             return self.variants[name]
@@ -134,24 +303,36 @@ class TaskSpec:
             known = sorted(self.variants)
             raise TaskSpecError(f"task {self.name!r} has no variant {name!r}; variants: {known}") from None
 
-    def observation_from_joint_state(
-        self, names: Sequence[str], position: Sequence[float], velocity: Sequence[float]
-    ) -> np.ndarray:
-        """The observation vector from JointState fields, joints matched by name in any order."""
+    def observation_from_joint_state(self, names: Sequence[str], position: Sequence[float],
+                                     velocity: Sequence[float], base: BaseState | None = None) -> np.ndarray:
+        """The observation vector from JointState fields, joints matched by name in any order, and, when
+        the spec has a `base:` section, the base joints' entries from `base` (the latest odometry)."""
         names = list(names)
         if len(position) != len(names) or (self.obs_velocities and len(velocity) != len(names)):
             raise ValueError(
                 f"JointState has {len(names)} names but {len(position)} positions and {len(velocity)} velocities"
             )
+        from_base = self.base.joints if self.base else ()
+        n = len(self.obs_positions)
+        slots = [(i, j) for i, j in enumerate(self.obs_positions) if j not in from_base]
+        vel_slots = [(n + i, j) for i, j in enumerate(self.obs_velocities) if j not in from_base]
         index = {name: i for i, name in enumerate(names)}
-        missing = sorted(set(self.obs_positions + self.obs_velocities) - index.keys())
+        missing = sorted({j for _, j in slots + vel_slots} - index.keys())
         if missing:
             raise ValueError(f"JointState lacks joints {missing} needed by task {self.name!r}; it has {names}")
-        pos = np.asarray(position, dtype=np.float64)[[index[j] for j in self.obs_positions]]
-        vel = np.asarray(velocity, dtype=np.float64)[[index[j] for j in self.obs_velocities]]
+        obs = np.empty(self.obs_dim)
+        obs[[i for i, _ in slots]] = np.asarray(position, dtype=np.float64)[[index[j] for _, j in slots]]
+        if vel_slots:
+            obs[[i for i, _ in vel_slots]] = np.asarray(velocity, dtype=np.float64)[[index[j] for _, j in vel_slots]]
+        if self.base is not None:
+            if base is None:
+                raise ValueError(f"task {self.name!r} takes {list(from_base)} from odometry on {self.base.topic}, "
+                                 f"and none has been received")
+            for i, field, offset in self.base.entries:
+                obs[i] = base.field(field) + offset
         if self.velocity_clip is not None:
-            vel = np.clip(vel, -self.velocity_clip, self.velocity_clip)
-        return np.concatenate([pos, vel])
+            obs[n:] = np.clip(obs[n:], -self.velocity_clip, self.velocity_clip)
+        return obs
 
     def is_terminal(self, next_obs: np.ndarray) -> np.ndarray:
         """Termination for a batch of next observations [..., obs_dim]."""
@@ -214,7 +395,7 @@ class TaskSpec:
         """gymnasium.make(env_id) with the variant's physics scales applied to its MuJoCo model in place.
 
         The nominal variant is untouched plain Gymnasium. Sensor noise and actuation delay are not
-        part of the env: SimulatedRobot applies them.
+        part of the env: morec.simulator.SimulatedRobot applies them.
         """
         import gymnasium as gym
         import mujoco
@@ -237,68 +418,6 @@ class TaskSpec:
             mujoco.mj_setConst(model, sim.data)
         return env
 
-
-class SimulatedRobot:
-    """The MuJoCo task as the sim node drives it, at joint level.
-
-    Commands are clipped to the actuator limits and delayed by the variant's action_delay; joint
-    positions and velocities carry its sensor noise. An episode ends on the task's termination or
-    after `episode_length` steps; the caller decides when to reset.
-    """
-
-    def __init__(self, spec: TaskSpec, variant: Variant, seed: int, episode_length: int | None = None):
-        import mujoco
-
-        self.spec = spec
-        self.variant = variant
-        self.env = spec.make_env(variant, max_episode_steps=episode_length)
-        model = self.env.unwrapped.model
-        ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, j) for j in spec.joints]
-        self._qpos_adr = model.jnt_qposadr[ids]
-        self._dof_adr = model.jnt_dofadr[ids]
-        self._seed = seed
-        self._noise = np.random.default_rng(seed)
-        self._pending: deque[np.ndarray] = deque()
-        self.episode = 0
-        self.total_steps = 0
-        self.reset()
-
-    def reset(self) -> None:
-        # Seed the first episode only: later episodes continue the env's generator, so a run is
-        # reproducible from its seed alone.
-        self.env.reset(seed=self._seed if self.episode == 0 else None)
-        self.episode += 1
-        self.episode_steps = 0
-        self.episode_return = 0.0
-        self.done = False
-        zero = np.zeros(self.spec.action_dim)
-        self._pending = deque([zero] * self.variant.action_delay)
-
-    def step(self, command: np.ndarray) -> float:
-        """Advance one control period with `command` (one value per actuator); return the reward."""
-        if self.done:
-            raise RuntimeError("episode is over: reset() first")
-        self._pending.append(np.clip(command, self.spec.action_low, self.spec.action_high))
-        _, reward, terminated, truncated, _ = self.env.step(self._pending.popleft())
-        self.total_steps += 1
-        self.episode_steps += 1
-        self.episode_return += float(reward)
-        self.done = bool(terminated or truncated)
-        return float(reward)
-
-    def joint_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(position, velocity, effort) of spec.joints; effort is the actuator force on each joint."""
-        data = self.env.unwrapped.data
-        position = data.qpos[self._qpos_adr].copy()
-        velocity = data.qvel[self._dof_adr].copy()
-        effort = data.qfrc_actuator[self._dof_adr].copy()
-        if self.variant.sensor_noise_std > 0:
-            position += self._noise.normal(0.0, self.variant.sensor_noise_std, position.shape)
-            velocity += self._noise.normal(0.0, self.variant.sensor_noise_std, velocity.shape)
-        return position, velocity, effort
-
-    def close(self) -> None:
-        self.env.close()
 
 
 def sim_dir() -> Path:
@@ -328,7 +447,11 @@ def load_task_spec(name_or_path: str | os.PathLike) -> TaskSpec:
             path = by_env_id[0]
     if not path.exists():
         raise TaskSpecError(f"task spec {path} does not exist")
-    return _parse(_read_yaml(path), path)
+    try:
+        doc = _SpecDoc.model_validate(_read_spec(path))
+    except ValidationError as e:
+        raise TaskSpecError(f"{path}: {_describe(e)}") from None
+    return _build(doc, path)
 
 
 def _read_yaml(path: Path) -> dict:
@@ -341,152 +464,116 @@ def _read_yaml(path: Path) -> dict:
     return doc
 
 
-class _Reader:
-    """Typed access to one mapping of a spec file; errors name the file and the key path."""
+def _read_spec(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """A spec file's mapping; with `extends: <spec file, relative to this one>` the other file's top-level
+    sections fill in those this one does not have."""
+    doc = _read_yaml(path)
+    if "extends" not in doc:
+        return doc
+    parent = doc.pop("extends")
+    if not isinstance(parent, str):
+        raise TaskSpecError(f"{path}: extends: expected the path of a spec file, got {parent!r}")
+    parent_path = path.parent / parent
+    if not parent_path.is_file():
+        raise TaskSpecError(f"{path}: extends: {parent_path} does not exist")
+    chain = (*chain, path.resolve())
+    if parent_path.resolve() in chain:
+        raise TaskSpecError(f"{path}: extends: {parent_path} extends this file again (a cycle)")
+    return {**_read_spec(parent_path, chain), **doc}
 
-    def __init__(self, doc: Any, where: str, path: Path):
-        if not isinstance(doc, dict):
-            raise TaskSpecError(f"{path}: {where or 'top level'} must be a mapping, got {doc!r}")
-        self.doc, self.where, self.path = doc, where, path
 
-    def error(self, key: str, message: str) -> TaskSpecError:
-        return TaskSpecError(f"{self.path}: {self.where + '.' if self.where else ''}{key}: {message}")
+def _build(doc: _SpecDoc, path: Path) -> TaskSpec:
+    """The TaskSpec of a schema-valid file, once its names agree with each other."""
 
-    def only(self, *allowed: str) -> None:
-        unknown = sorted(set(self.doc) - set(allowed))
+    def error(where: str, message: str) -> TaskSpecError:
+        return TaskSpecError(f"{path}: {where}: {message}")
+
+    def names(where: str, values: list[str], allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        if len(set(values)) != len(values):
+            raise error(where, f"expected distinct names, got {values}")
+        unknown = [v for v in values if allowed is not None and v not in allowed]
         if unknown:
-            raise self.error(unknown[0], f"unknown key (allowed: {', '.join(allowed)})")
+            raise error(where, f"{unknown} are not in joints {list(allowed)}")
+        return tuple(values)
 
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-        if key not in self.doc:
-            if default is ...:
-                raise self.error(key, "missing")
-            return default
-        value = self.doc[key]
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise self.error(key, f"expected {getattr(kind, '__name__', kind)}, got {value!r}")
-        return value
-
-    def names(self, key: str, allowed: Sequence[str] | None = None) -> tuple[str, ...]:
-        value = self.get(key, list)
-        if not all(isinstance(v, str) for v in value) or len(set(value)) != len(value):
-            raise self.error(key, f"expected a list of distinct names, got {value!r}")
-        unknown = [v for v in value if allowed is not None and v not in allowed]
-        if unknown:
-            raise self.error(key, f"{unknown} are not in joints {list(allowed)}")
-        return tuple(value)
-
-    def sub(self, key: str, default: Any = ...) -> _Reader:
-        return _Reader(self.get(key, dict, default), f"{self.where}.{key}".lstrip("."), self.path)
-
-
-def _parse(doc: dict, path: Path) -> TaskSpec:
-    top = _Reader(doc, "", path)
-    top.only("name", "env_id", "control_period", "joints", "observation", "actuators", "reward", "termination",
-             "variants", "d4rl_score")
-    joints = top.names("joints")
-
-    obs = top.sub("observation")
-    obs.only("positions", "velocities", "velocity_clip")
-    positions, velocities = obs.names("positions", joints), obs.names("velocities", joints)
-    velocity_clip = obs.get("velocity_clip", (float, type(None)), None)
-
-    actuators = []
-    for i, item in enumerate(top.get("actuators", list)):
-        a = _Reader(item, f"actuators[{i}]", path)
-        a.only("name", "joint", "low", "high")
-        act = Actuator(a.get("name", str), a.get("joint", str), a.get("low", float), a.get("high", float))
+    joints = names("joints", doc.joints)
+    positions = names("observation.positions", doc.observation.positions, joints)
+    velocities = names("observation.velocities", doc.observation.velocities, joints)
+    for i, act in enumerate(doc.actuators):
         if act.joint not in joints:
-            raise a.error("joint", f"{act.joint!r} is not in joints {list(joints)}")
+            raise error(f"actuators[{i}].joint", f"{act.joint!r} is not in joints {list(joints)}")
         if not act.low < act.high:
-            raise a.error("high", f"must exceed low ({act.low} >= {act.high})")
-        actuators.append(act)
-    if not actuators:
-        raise top.error("actuators", "at least one actuator is needed")
-
-    reward = top.sub("reward")
-    reward.only("alive", "forward_velocity", "control_cost")
-    forward_joint, forward_weight = None, 0.0
-    if "forward_velocity" in reward.doc:
-        fwd = reward.sub("forward_velocity")
-        fwd.only("joint", "weight")
-        forward_joint, forward_weight = fwd.get("joint", str), fwd.get("weight", float, 1.0)
-        if forward_joint not in velocities:
-            raise fwd.error("joint", f"{forward_joint!r} has no velocity in the observation")
-
-    term = top.sub("termination")
-    term.only("require_finite", "healthy")
-    healthy = tuple(_healthy_range(item, i, positions, velocities, path)
-                    for i, item in enumerate(term.get("healthy", list, [])))
-
-    variants = {}
-    for name, item in top.get("variants", dict).items():
-        v = _Reader(item if item is not None else {}, f"variants.{name}", path)
-        v.only(*VARIANT_KEYS)
-        try:
-            variants[name] = Variant(str(name), **v.doc)
-        except TaskSpecError as e:
-            raise TaskSpecError(f"{path}: {e}") from None
-    if "nominal" not in variants:
-        raise top.error("variants", "a 'nominal' variant is required")
-
-    d4rl = top.sub("d4rl_score", {})
-    d4rl.only("random", "expert")
-
-    control_period = top.get("control_period", float)
-    if not control_period > 0:
-        raise top.error("control_period", f"must be positive, got {control_period}")
+            raise error(f"actuators[{i}].high", f"must exceed low ({act.low} >= {act.high})")
+    forward = doc.reward.forward_velocity
+    if forward is not None and forward.joint not in velocities:
+        raise error("reward.forward_velocity.joint", f"{forward.joint!r} has no velocity in the observation")
+    healthy = tuple(_healthy_range(item, f"termination.healthy[{i}]", positions, velocities, error)
+                    for i, item in enumerate(doc.termination.healthy))
+    if "nominal" not in doc.variants:
+        raise error("variants", "a 'nominal' variant is required")
+    variants = {name: Variant(name=name, **(settings or _VariantSettings()).model_dump())
+                for name, settings in doc.variants.items()}
     return TaskSpec(
-        name=top.get("name", str),
-        env_id=top.get("env_id", str),
-        control_period=control_period,
+        name=doc.name,
+        env_id=doc.env_id,
+        control_period=doc.control_period,
         joints=joints,
         obs_positions=positions,
         obs_velocities=velocities,
-        velocity_clip=velocity_clip,
-        actuators=tuple(actuators),
-        alive_reward=reward.get("alive", float, 0.0),
-        forward_joint=forward_joint,
-        forward_weight=forward_weight,
-        control_cost=reward.get("control_cost", float, 0.0),
-        require_finite=term.get("require_finite", bool, False),
+        velocity_clip=doc.observation.velocity_clip,
+        actuators=tuple(Actuator(a.name, a.joint, a.low, a.high) for a in doc.actuators),
+        alive_reward=doc.reward.alive,
+        forward_joint=forward.joint if forward else None,
+        forward_weight=forward.weight if forward else 0.0,
+        control_cost=doc.reward.control_cost,
+        require_finite=doc.termination.require_finite,
         healthy=healthy,
         variants=variants,
         path=path,
-        d4rl_random=d4rl.get("random", float, None),
-        d4rl_expert=d4rl.get("expert", float, None),
+        d4rl_random=doc.d4rl_score.random,
+        d4rl_expert=doc.d4rl_score.expert,
+        base=_base_mapping(doc.base, joints, positions, velocities, error) if doc.base else None,
     )
 
 
-def _healthy_range(item: Any, i: int, positions: tuple[str, ...], velocities: tuple[str, ...],
-                   path: Path) -> HealthyRange:
-    r = _Reader(item, f"termination.healthy[{i}]", path)
-    r.only("position", "velocity", "index", "low", "high", "inclusive")
-    selectors = [k for k in ("position", "velocity", "index") if k in r.doc]
+def _healthy_range(item: _HealthyDoc, where: str, positions: tuple[str, ...], velocities: tuple[str, ...],
+                   error) -> HealthyRange:
+    selectors = [k for k in ("position", "velocity", "index") if getattr(item, k) is not None]
     if len(selectors) != 1:
-        raise r.error("position", "give exactly one of position: <joint>, velocity: <joint>, "
-                                  "index: <i or [start, stop]>")
+        raise error(where, "give exactly one of position: <joint>, velocity: <joint>, index: <i or [start, stop]>")
     key = selectors[0]
     dim = len(positions) + len(velocities)
     if key == "position":
-        joint = r.get(key, str)
-        if joint not in positions:
-            raise r.error(key, f"{joint!r} has no position in the observation")
-        indices = (positions.index(joint),)
+        if item.position not in positions:
+            raise error(f"{where}.position", f"{item.position!r} has no position in the observation")
+        indices = (positions.index(item.position),)
     elif key == "velocity":
-        joint = r.get(key, str)
-        if joint not in velocities:
-            raise r.error(key, f"{joint!r} has no velocity in the observation")
-        indices = (len(positions) + velocities.index(joint),)
+        if item.velocity not in velocities:
+            raise error(f"{where}.velocity", f"{item.velocity!r} has no velocity in the observation")
+        indices = (len(positions) + velocities.index(item.velocity),)
     else:
-        value = r.get(key, (int, list))
-        bounds = [value, value + 1] if isinstance(value, int) else value
-        if len(bounds) != 2 or not all(isinstance(b, int) for b in bounds) or not 0 <= bounds[0] < bounds[1] <= dim:
-            raise r.error(key, f"expected an index or [start, stop] within the {dim}-dim observation, got {value!r}")
+        bounds = [item.index, item.index + 1] if isinstance(item.index, int) else item.index
+        if len(bounds) != 2 or not 0 <= bounds[0] < bounds[1] <= dim:
+            raise error(f"{where}.index",
+                        f"expected an index or [start, stop] within the {dim}-dim observation, got {item.index!r}")
         indices = tuple(range(*bounds))
-    low, high = r.get("low", float, -math.inf), r.get("high", float, math.inf)
-    if not low < high:
-        raise r.error("high", f"must exceed low ({low} >= {high})")
-    return HealthyRange(indices, low, high, r.get("inclusive", bool, False))
+    if not item.low < item.high:
+        raise error(f"{where}.high", f"must exceed low ({item.low} >= {item.high})")
+    return HealthyRange(indices, item.low, item.high, item.inclusive)
+
+
+def _base_mapping(doc: _BaseDoc, joints: tuple[str, ...], positions: tuple[str, ...], velocities: tuple[str, ...],
+                  error) -> BaseMapping:
+    entries = []
+    for joint, source in doc.joints.items():
+        where = f"base.joints.{joint}"
+        if joint not in joints:
+            raise error(where, f"{joint!r} is not in joints {list(joints)}")
+        for kind, observed, first in (("position", positions, 0), ("velocity", velocities, len(positions))):
+            field = getattr(source, kind)
+            if joint in observed and field is None:
+                raise error(where, f"the observation has its {kind}: name the odometry field it comes from "
+                                   f"({kind}: <one of {', '.join(BASE_FIELDS)}>)")
+            if joint in observed:
+                entries.append((first + observed.index(joint), field, source.offset if kind == "position" else 0.0))
+    return BaseMapping(doc.topic, tuple(doc.joints), tuple(sorted(entries)))
