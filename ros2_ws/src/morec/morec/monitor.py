@@ -77,10 +77,6 @@ class GapMonitor:
         return [name for name, limit in self.thresholds.items()
                 if len(self._recent[name]) == self.window and _beyond(name, means[name], limit)]
 
-    def reset(self) -> None:
-        for values in self._recent.values():
-            values.clear()
-
 
 def _beyond(name: str, value, limit):
     return value > limit if HIGH_IS_BAD[name] else value < limit
