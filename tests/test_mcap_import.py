@@ -13,7 +13,7 @@ from mcap_ros2.writer import Writer
 from morec.cli import main
 from morec.dataset import Dataset
 from morec.mcap_import import RecordingError, read_recording, recording_to_dataset
-from morec.task_spec import load_task_spec
+from morec.task_spec import load_task_spec, sim_dir
 from morec_ros.bag_writer import message_definition
 
 TASK = load_task_spec("inverted_pendulum")
@@ -164,3 +164,78 @@ def test_reading_needs_no_rclpy(tmp_path):
             "ros = sorted(m for m in sys.modules if m.split('.')[0] in ('rclpy', 'sensor_msgs', 'std_msgs'));"
             "assert not ros, ros")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def vector(v):
+    return dict(zip("xyz", map(float, v)))
+
+
+def simulated_cheetah_recordings(tmp_path, steps=40, drop_odometry=()):
+    """One simulated HalfCheetah run written twice: all joints on /joint_states, and the legs only with the
+    base on /odom (as sim/robots/halfcheetah_odom.yaml reads it). Odometry of the states in `drop_odometry` is left out."""
+    from morec.simulator import SimulatedRobot
+
+    odom_spec = load_task_spec(sim_dir() / "robots" / "halfcheetah_odom.yaml")
+    robot = SimulatedRobot(odom_spec, odom_spec.variant("nominal"), seed=5)
+    legs = [odom_spec.joints.index(j) for j in odom_spec.state_joints]
+    period = round(odom_spec.control_period * 1e9)
+    actions = np.random.default_rng(6).uniform(-1, 1, size=(steps, odom_spec.action_dim))
+    all_joints, legs_only = [], []
+    for i in range(steps + 1):
+        sent, ns = T0 + i * period, i * period
+        header = {"stamp": {"sec": ns // 10**9, "nanosec": ns % 10**9}, "frame_id": ""}
+        position, velocity, effort = robot.joint_state()
+        base = robot.base_state()
+
+        def joint_state(index):
+            return {"header": header, "name": [odom_spec.joints[k] for k in index], "position": position[index].tolist(),
+                    "velocity": velocity[index].tolist(), "effort": effort[index].tolist()}
+
+        all_joints.append((sent, STATE, joint_state(list(range(len(odom_spec.joints))))))
+        legs_only.append((sent, STATE, joint_state(legs)))
+        if i not in drop_odometry:
+            x, y, z, w = base.orientation
+            legs_only.append((sent - 1000, "/odom", {
+                "header": {**header, "frame_id": "odom"}, "child_frame_id": "base_link",
+                "pose": {"pose": {"position": vector(base.position), "orientation": {"x": x, "y": y, "z": z, "w": w}},
+                         "covariance": [0.0] * 36},
+                "twist": {"twist": {"linear": vector(base.linear), "angular": vector(base.angular)},
+                          "covariance": [0.0] * 36}}))
+        if i < steps:
+            for recording in (all_joints, legs_only):
+                recording.append((sent + 1_000_000, COMMAND, {"layout": {"dim": [], "data_offset": 0},
+                                                              "data": actions[i].tolist()}))
+            robot.step(actions[i])
+    types = {STATE: "sensor_msgs/msg/JointState", COMMAND: "std_msgs/msg/Float64MultiArray",
+             "/odom": "nav_msgs/msg/Odometry"}
+    paths = []
+    for name, messages in (("all_joints.mcap", all_joints), ("odometry.mcap", legs_only)):
+        with open(tmp_path / name, "wb") as f:
+            writer = Writer(f)
+            schemas = {topic: writer.register_msgdef(kind, message_definition(kind)) for topic, kind in types.items()}
+            for sent, topic, msg in sorted(messages, key=lambda m: m[0]):
+                writer.write_message(topic, schemas[topic], msg, log_time=sent + 500_000, publish_time=sent)
+            writer.finish()
+        paths.append(tmp_path / name)
+    return odom_spec, paths
+
+
+def test_base_state_from_odometry_imports_as_the_all_joints_recording(tmp_path):
+    odom_spec, (all_joints, odometry) = simulated_cheetah_recordings(tmp_path)
+    expected, _ = recording_to_dataset(all_joints, load_task_spec("halfcheetah"))
+    got, report = recording_to_dataset(odometry, odom_spec)
+    assert report.transitions == len(expected) == 40 and got.metadata["odometry_topic"] == "/odom"
+    for key in ("observations", "actions", "rewards", "next_observations"):
+        np.testing.assert_allclose(getattr(got, key), getattr(expected, key), rtol=0, atol=1e-6, err_msg=key)
+    assert np.abs(expected.observations[:, 1]).max() > 0.05  # the torso pitched: the pitch entry is exercised
+
+    with pytest.raises(RecordingError, match=r"no messages on /odom"):
+        recording_to_dataset(all_joints, odom_spec)
+
+
+def test_states_without_odometry_are_inconsistent(tmp_path):
+    odom_spec, (_, odometry) = simulated_cheetah_recordings(tmp_path, steps=10, drop_odometry={4})
+    with pytest.raises(RecordingError, match=r"1 inconsistent segments .*without odometry"):
+        recording_to_dataset(odometry, odom_spec)
+    data, report = recording_to_dataset(odometry, odom_spec, skip_inconsistent=True)
+    assert report.transitions == 8 and len(report.skipped) == 1  # the transitions into and out of state 4

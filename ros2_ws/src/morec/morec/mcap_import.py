@@ -14,6 +14,11 @@ names their time range, or skipped and reported on request. Commands the robot w
 length, non-finite) are left out, as the sim node and forward_command_controller drop them; values
 beyond the actuator limits are clipped, as the robot applies them.
 
+A task spec with a `base:` section (a robot without its floating-base joints on /joint_states) takes
+those observation entries from nav_msgs/Odometry on the spec's topic: each state uses the odometry
+whose header stamp is nearest its own; a state with none within half a control period has no
+observation and counts as inconsistent.
+
 Reading needs `mcap` and `mcap-ros2-support` only (their decoder builds plain Python objects from the
 schemas in the file): no rclpy, no message packages.
 """
@@ -30,7 +35,7 @@ import numpy as np
 import yaml
 
 from .dataset import Dataset, DatasetError
-from .task_spec import TaskSpec
+from .task_spec import BaseState, TaskSpec
 
 STATE_TOPIC = "/joint_states"
 COMMAND_TOPIC = "/effort_controller/commands"
@@ -203,24 +208,31 @@ def _ranges(ranges: list) -> str:
 
 def recording_to_dataset(path: str | Path, task: TaskSpec, state_topic: str = STATE_TOPIC,
                          command_topic: str = COMMAND_TOPIC, recover: bool = False,
-                         skip_inconsistent: bool = False) -> tuple[Dataset, ImportReport]:
-    """The transitions of a recording (an .mcap file or a rosbag2 folder of them) as a Dataset."""
-    recording = read_recording(path, {state_topic, command_topic}, recover)
+                         skip_inconsistent: bool = False, odometry_topic: str | None = None
+                         ) -> tuple[Dataset, ImportReport]:
+    """The transitions of a recording (an .mcap file or a rosbag2 folder of them) as a Dataset.
+
+    `odometry_topic` (default: the spec's base topic) is read only for a spec with a `base:` section."""
+    odometry_topic = (odometry_topic or task.base.topic) if task.base else None
+    topics = {state_topic, command_topic} | ({odometry_topic} if odometry_topic else set())
+    recording = read_recording(path, topics, recover)
     states = [m for m in recording.messages if m.topic == state_topic]
     commands = [m for m in recording.messages if m.topic == command_topic]
-    if not states or not commands:
-        missing = [t for t, ms in ((state_topic, states), (command_topic, commands)) if not ms]
+    odometry = [m for m in recording.messages if m.topic == odometry_topic]
+    wanted = [(state_topic, states), (command_topic, commands)] + ([(odometry_topic, odometry)] if odometry_topic else [])
+    missing = [t for t, ms in wanted if not ms]
+    if missing:
         raise RecordingError(f"{path}: no messages on {' and '.join(missing)} (name the topics with "
-                             f"--state-topic / --command-topic)")
+                             f"--state-topic / --command-topic; odometry: the task spec's base.topic)")
     origin = min(m.log_time for m in recording.messages)
     report = ImportReport(states=len(states), commands=len(commands), truncated_files=recording.truncated)
 
     states.sort(key=lambda m: m.sent)
     state_sent = np.array([m.sent for m in states], dtype=np.int64)
     state_time = (np.array([m.log_time for m in states], dtype=np.int64) - origin) / 1e9
-    stamps = np.array([m.msg.header.stamp.sec * 1_000_000_000 + m.msg.header.stamp.nanosec for m in states],
-                      dtype=np.int64)
-    obs = np.stack([_observation(task, m, origin, path) for m in states])
+    stamps = np.array([_stamp(m) for m in states], dtype=np.int64)
+    bases = _nearest_odometry(odometry, stamps, task.control_period) if odometry_topic else [None] * len(states)
+    obs = np.stack([_observation(task, m, base, origin, path) for m, base in zip(states, bases)])
 
     # The latest accepted command sent after each state (and before the next).
     actions = np.zeros((len(states), task.action_dim))
@@ -259,9 +271,11 @@ def recording_to_dataset(path: str | Path, task: TaskSpec, state_topic: str = ST
     if segments and not skip_inconsistent:
         raise RecordingError(
             f"{path}: {len(segments)} inconsistent segments (states less than half the task's control period "
-            f"{task.control_period} s apart, or non-finite), at {_ranges(segments)} into the recording: "
+            f"{task.control_period} s apart, non-finite, or without odometry within half a period), "
+            f"at {_ranges(segments)} into the recording: "
             f"wrong --task, or a robot publishing faster than the task's period? --skip-inconsistent leaves them out")
-    report.skipped = [{"range": s, "reason": "states closer than half a control period, or non-finite"}
+    report.skipped = [{"range": s, "reason": "states closer than half a control period, non-finite or "
+                                            "without odometry"}
                       for s in segments]
 
     index = np.flatnonzero(ok)
@@ -277,16 +291,35 @@ def recording_to_dataset(path: str | Path, task: TaskSpec, state_topic: str = ST
                    terminals=terminals, timeouts=ends & ~terminals,
                    metadata={"env_id": task.env_id, "task": task.name, "policy": "recording",
                              "source": str(path), "files": recording.files, "state_topic": state_topic,
-                             "command_topic": command_topic, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                             "command_topic": command_topic, "odometry_topic": odometry_topic,
+                             "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
     report.transitions = len(data)
     report.episodes = len(data.episode_ends())
     data.metadata["import"] = asdict(report)
     return data, report
 
 
-def _observation(task: TaskSpec, m: Message, origin: int, path) -> np.ndarray:
+def _stamp(m: Message) -> int:
+    return m.msg.header.stamp.sec * 1_000_000_000 + m.msg.header.stamp.nanosec
+
+
+def _nearest_odometry(odometry: list[Message], stamps: np.ndarray, period: float) -> list[BaseState | None]:
+    """For each state stamp, the base state of the odometry stamped nearest it; None where that is more than
+    half a control period away."""
+    odometry = sorted(odometry, key=_stamp)
+    odom_stamps = np.array([_stamp(m) for m in odometry], dtype=np.int64)
+    insert = np.searchsorted(odom_stamps, stamps)
+    before, after = np.clip(insert - 1, 0, len(odometry) - 1), np.clip(insert, 0, len(odometry) - 1)
+    nearest = np.where(np.abs(odom_stamps[before] - stamps) <= np.abs(odom_stamps[after] - stamps), before, after)
+    close = np.abs(odom_stamps[nearest] - stamps) <= 0.5 * period * 1e9
+    return [BaseState.from_odometry(odometry[i].msg) if ok else None for i, ok in zip(nearest, close)]
+
+
+def _observation(task: TaskSpec, m: Message, base: BaseState | None, origin: int, path) -> np.ndarray:
+    if task.base is not None and base is None:
+        return np.full(task.obs_dim, np.nan)  # no odometry near it: an inconsistent state
     try:
-        return task.observation_from_joint_state(m.msg.name, m.msg.position, m.msg.velocity)
+        return task.observation_from_joint_state(m.msg.name, m.msg.position, m.msg.velocity, base)
     except ValueError as err:
         raise RecordingError(f"{path}: the state at {(m.log_time - origin) / 1e9:.3f} s into the recording: "
                              f"{err}") from None

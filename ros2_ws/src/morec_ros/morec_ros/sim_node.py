@@ -1,6 +1,8 @@
 """MuJoCo simulator node: stands in for a robot running joint_state_broadcaster and a forward command controller.
 
-Publishes /joint_states (MJCF joint names, stamped with sim time) and /clock; takes commands as a
+Publishes /joint_states (MJCF joint names, stamped with sim time) and /clock; for a task spec with a
+`base:` section, /joint_states leaves out the base joints, as a real robot's joint_state_broadcaster
+does, and nav_msgs/Odometry on the spec's topic carries the base body's pose and twist. Takes commands as a
 forward_command_controller does: Float64MultiArray, one value per actuator in model order.
 'realtime' steps on a wall timer and holds the latest command; 'lockstep' advances one control
 period per command, so a controller slower than real time still sees the dynamics it would at speed;
@@ -18,6 +20,7 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
@@ -29,7 +32,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 
-from morec.task_spec import VARIANT_KEYS, SimulatedRobot, TaskSpecError, load_task_spec
+from morec.simulator import SimulatedRobot
+from morec.task_spec import VARIANT_KEYS, TaskSpecError, load_task_spec
 from morec_ros.parameters import reject_undeclared_parameters
 
 # Reliable so that subscribers asking for reliable delivery (the ROS default) match as well as
@@ -90,6 +94,9 @@ class SimNode(Node):
         self._dropped_reported = 0
 
         self._state_pub = self.create_publisher(JointState, 'joint_states', STATE_QOS)
+        # Odometry goes out before each JointState, so a node assembling observations has it first.
+        self._odom_pub = self.create_publisher(Odometry, spec.base.topic, STATE_QOS) if spec.base else None
+        self._published = [spec.joints.index(j) for j in spec.state_joints]
         self._clock_pub = self.create_publisher(Clock, '/clock', CLOCK_QOS)
         self._return_pub = self.create_publisher(Float64, 'morec/episode_return', 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -197,11 +204,26 @@ class SimNode(Node):
             self._clock_pub.publish(Clock(clock=self._stamp()))
 
     def _publish_state(self):
-        position, velocity, effort = self._robot.joint_state()
-        msg = JointState(name=list(self._robot.spec.joints),
+        stamp = self._stamp()
+        if self._odom_pub is not None:
+            self._odom_pub.publish(self._odometry(stamp))
+        position, velocity, effort = (values[self._published] for values in self._robot.joint_state())
+        msg = JointState(name=list(self._robot.spec.state_joints),
                          position=position.tolist(), velocity=velocity.tolist(), effort=effort.tolist())
-        msg.header.stamp = self._stamp()
+        msg.header.stamp = stamp
         self._state_pub.publish(msg)
+
+    def _odometry(self, stamp):
+        base = self._robot.base_state()
+        msg = Odometry(child_frame_id='base_link')
+        msg.header.stamp, msg.header.frame_id = stamp, 'odom'
+        pose, twist = msg.pose.pose, msg.twist.twist
+        pose.position.x, pose.position.y, pose.position.z = base.position.tolist()
+        q = pose.orientation
+        q.x, q.y, q.z, q.w = base.orientation.tolist()
+        twist.linear.x, twist.linear.y, twist.linear.z = base.linear.tolist()
+        twist.angular.x, twist.angular.y, twist.angular.z = base.angular.tolist()
+        return msg
 
     def _publish_diagnostics(self):
         dropped = sum(self._dropped.values())
