@@ -245,3 +245,22 @@ def test_non_numeric_array_in_file_gives_dataset_error(tmp_path):
                      rewards=np.array(["high"] * 12))
     with pytest.raises(DatasetError, match=r"d\.npz: could not convert"):
         Dataset.load(path)
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"just some notes\n", "a text file beginning 'just some notes'"),
+    (bytes(range(256)), "binary data beginning 00 01 02"),
+    (b"\x89HDF\r\n\x1a\n" + bytes(100), "an HDF5 file"),
+    (b"", "the file is empty"),
+])
+def test_a_file_that_is_no_zip_archive_says_what_it_is(tmp_path, content, says):
+    path = tmp_path / "d.npz"
+    path.write_bytes(content)
+    with pytest.raises(DatasetError, match="not a readable morec dataset") as err:
+        Dataset.load(path)
+    assert says in str(err.value) and "pickle" not in str(err.value)
+
+
+def test_a_directory_is_no_dataset_file(tmp_path):
+    with pytest.raises(DatasetError, match="a directory, not a morec dataset"):
+        Dataset.load(tmp_path)

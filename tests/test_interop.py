@@ -285,3 +285,79 @@ def test_load_dataset_passes_env_id_and_checks_it_against_npz(tmp_path):
     assert load_dataset(npz, env_id="MorecToy-v0").metadata["env_id"] == "MorecToy-v0"
     with pytest.raises(DatasetError, match="holds data of MorecToy-v0, not Hopper-v5"):
         load_dataset(npz, env_id="Hopper-v5")
+
+
+def test_load_dataset_tells_formats_apart_by_content_not_name(tmp_path):
+    ds = episodic_dataset()
+    npz = ds.save(tmp_path / "d.npz").rename(tmp_path / "morec_data.bin")
+    hdf5 = write_d4rl(tmp_path / "d4rl.dat", d4rl_arrays(ds), env_id="MorecToy-v0")
+    assert_same_arrays(load_dataset(npz), ds)
+    assert_same_arrays(load_dataset(hdf5), ds)
+
+
+@pytest.mark.parametrize("content, says", [(b"col_a,col_b\n1,2\n", "a text file beginning 'col_a,col_b'"),
+                                           (np.random.default_rng(0).bytes(4096), "binary data beginning")])
+def test_load_dataset_names_a_file_that_is_no_dataset(tmp_path, content, says):
+    path = tmp_path / "d.npz"
+    path.write_bytes(content)
+    with pytest.raises(DatasetError, match="not a readable morec dataset, D4RL HDF5 file or Minari dataset") as err:
+        load_dataset(path)
+    assert says in str(err.value)
+
+
+def test_load_dataset_of_a_missing_file_is_not_taken_for_a_minari_id(tmp_path):
+    with pytest.raises(FileNotFoundError, match="morec collect"):
+        load_dataset(tmp_path / "absent.npz")
+    with pytest.raises(FileNotFoundError, match=r"absent\.hdf5 not found"):
+        load_dataset(tmp_path / "absent.hdf5")
+
+
+# ---- the command line reads every format -------------------------------------------------------
+
+def cli_error(argv, capsys) -> str:
+    from morec.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code not in (0, None)
+    message = exc.value.code if isinstance(exc.value.code, str) else capsys.readouterr().err
+    assert "Traceback" not in message and len(message.strip().splitlines()) == 1
+    return message.strip()
+
+
+def policy_argv(data, tmp_path, *extra):
+    """train-policy with an override its config refuses: it fails right after the data is read and its task found."""
+    return ["train-policy", "--bundle", "models/inverted_pendulum", "--data", str(data), "--level", "random",
+            "--out", str(tmp_path / "run"), "--set", "real_ratio=2", *extra]
+
+
+def pendulum_data() -> Dataset:
+    from morec.collect import rollout_dataset
+    from morec.task_spec import load_task_spec
+
+    return rollout_dataset(load_task_spec("inverted_pendulum"), None, 60, 0, "random", progress=False)
+
+
+def test_training_commands_read_d4rl_and_minari_datasets(tmp_path, capsys, minari_root):
+    ds = pendulum_data()
+    sources = [write_d4rl(tmp_path / "d.hdf5", d4rl_arrays(ds), env_id="InvertedPendulum-v5"),
+               export_minari(ds, "pendulum-cli-v0", **AUTHOR), "pendulum-cli-v0"]
+    for source in sources:
+        assert "real_ratio" in cli_error(policy_argv(source, tmp_path), capsys), source
+    unnamed = write_d4rl(tmp_path / "unnamed.hdf5", d4rl_arrays(ds))
+    assert "--env-id" in cli_error(policy_argv(unnamed, tmp_path), capsys)
+    assert "real_ratio" in cli_error(policy_argv(unnamed, tmp_path, "--env-id", "InvertedPendulum-v5"), capsys)
+
+
+@pytest.mark.parametrize("content", [b"observations,actions\n0.1,0.2\n", np.random.default_rng(1).bytes(4096)])
+@pytest.mark.parametrize("command", ["train-dynamics", "train-reward", "train-policy", "diagnose"])
+def test_a_file_that_is_no_dataset_fails_every_data_command_in_one_line(tmp_path, capsys, content, command):
+    junk = tmp_path / "renamed.npz"
+    junk.write_bytes(content)
+    argv = {"train-policy": policy_argv(junk, tmp_path),
+            "diagnose": ["diagnose", "--bundle", "models/inverted_pendulum", "--train-data", str(junk),
+                         "--eval-data", f"x={junk}", "--out", str(tmp_path / "d.json")]
+            }.get(command, [command, "--data", str(junk), "--bundle", str(tmp_path / "bundle")])
+    line = cli_error(argv, capsys)
+    assert line.startswith(f"morec {command}: error: {junk}: not a readable morec dataset, D4RL HDF5 file or "
+                           f"Minari dataset:") and "pickle" not in line

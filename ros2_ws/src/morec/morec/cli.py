@@ -11,6 +11,7 @@
     morec train-policy     offline policy learning on filtered model rollouts (MOPO / MOBILE, +- MOREC)
     morec diagnose         does the filter help? error curves, ranking vs a free baseline, termination AUROC (JSON + PNG)
     morec monitor          calibrate the sim-to-real gap monitor and measure it on a perturbed robot
+    morec report           figures of a dataset, a bundle or a recording: PNGs and one self-contained HTML page
     morec demo             the end-to-end pipeline on the tiny task
     morec up               start the ROS 2 nodes of a launch config (sim, dynamics, filter, controller)
 """
@@ -152,12 +153,12 @@ def cmd_train_dynamics(args) -> int:
     import torch
 
     from .bundle import ENSEMBLE_PT, update_card
-    from .dataset import Dataset
     from .ensemble import EnsembleConfig, train_ensemble
+    from .interop import load_dataset
 
     torch.set_num_threads(args.threads)
     cfg = apply_overrides(EnsembleConfig(seed=args.seed), args.set)  # a bad override fails before the data loads
-    data = Dataset.load(args.data)
+    data = load_dataset(args.data, args.env_id)
     bundle = Path(args.bundle)
     model = train_ensemble(data, cfg, log_csv=bundle / "ensemble_log.csv")
     model.save(bundle / ENSEMBLE_PT)
@@ -172,13 +173,13 @@ def cmd_train_reward(args) -> int:
     import torch
 
     from .bundle import ENSEMBLE_PT, REWARD_PT, update_card
-    from .dataset import Dataset
     from .dynamics_reward import RewardConfig, train_dynamics_reward
     from .ensemble import EnsembleDynamics
+    from .interop import load_dataset
     from .task_spec import load_task_spec
 
     torch.set_num_threads(args.threads)
-    data = Dataset.load(args.data)
+    data = load_dataset(args.data, args.env_id)
     bundle = Path(args.bundle)
     ensemble = EnsembleDynamics.load(bundle / ENSEMBLE_PT)
     cfg = apply_overrides(RewardConfig(seed=args.seed), args.set)
@@ -198,9 +199,9 @@ def cmd_distill_reward(args) -> int:
     import torch
 
     from .bundle import ENSEMBLE_PT, REWARD_PT, read_card, update_card
-    from .dataset import Dataset
     from .dynamics_reward import DistillConfig, DynamicsReward, distill_dynamics_reward
     from .ensemble import EnsembleDynamics
+    from .interop import load_dataset
 
     torch.set_num_threads(args.threads)
     source, out = Path(args.bundle), Path(args.out)
@@ -210,7 +211,8 @@ def cmd_distill_reward(args) -> int:
     ensemble = EnsembleDynamics.load(source / ENSEMBLE_PT)
     cfg = apply_overrides(DistillConfig(seed=args.seed), args.set)
     out.mkdir(parents=True, exist_ok=True)
-    student = distill_dynamics_reward(teacher, Dataset.load(args.data), ensemble, cfg, log_csv=out / "distill_log.csv")
+    student = distill_dynamics_reward(teacher, load_dataset(args.data, args.env_id), ensemble, cfg,
+                                      log_csv=out / "distill_log.csv")
     shutil.copy2(source / ENSEMBLE_PT, out / ENSEMBLE_PT)
     student.save(out / REWARD_PT)
     card = read_card(source)
@@ -261,8 +263,8 @@ def cmd_export_policy(args) -> int:
 
 def cmd_train_policy(args) -> int:
     from .bundle import ENSEMBLE_ONNX, REWARD_ONNX
-    from .dataset import Dataset
     from .export import export_offline_policy
+    from .interop import load_dataset
     from .offline_rl import CHECKPOINT, MinCritic, OfflineRLConfig, OfflineTrainer, make_rollout_model, task_config
     from .offline_rl import write_result
     from .runtime import OnnxDynamics, OnnxReward
@@ -271,7 +273,7 @@ def cmd_train_policy(args) -> int:
     out, bundle = Path(args.out), Path(args.bundle)
     if (out / CHECKPOINT).exists() and not args.resume:
         raise SystemExit(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
-    data = Dataset.load(args.data)
+    data = load_dataset(args.data, args.env_id)
     task = load_task_spec(data.metadata["env_id"])
     morec = not args.no_morec
     try:
@@ -302,7 +304,8 @@ def cmd_diagnose(args) -> int:
     report = diagnose(Path(args.bundle), Path(args.train_data), dict(s.split("=", 1) for s in args.eval_data),
                       horizon=args.horizon, starts=args.starts, transitions=args.transitions, seed=args.seed,
                       out_json=Path(args.out), plot=Path(args.plot) if args.plot else None,
-                      snapshot_counts=args.snapshot_sweep, threads=args.threads, command=args.command_line)
+                      snapshot_counts=args.snapshot_sweep, threads=args.threads, command=args.command_line,
+                      env_id=args.env_id)
     print(json.dumps(report["summary"], indent=2))
     print(decisive_table(report))
     return 0
@@ -359,10 +362,32 @@ def cmd_monitor(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import ReportError, make_report
+
+    try:
+        page, report = make_report(args.input, args.out or f"{Path(args.input).name}_report", args.bundle,
+                                   args.reference, args.data, args.env_id, args.task, args.start, args.window,
+                                   args.dims, args.horizon, args.starts, args.recover, args.threads)
+    except ReportError as err:
+        raise SystemExit(f"morec report: error: {err}") from None
+    for section in report.sections:
+        print(f"{section.title}: {', '.join(str(p) for p in section.images)}")
+    for reason in report.skipped:
+        print(f"not drawn: {reason}")
+    print(f"wrote {page} ({sum(len(s.images) for s in report.sections)} images inlined)")
+    return 0
+
+
 def cmd_up(args) -> int:
     from .runner import up
 
     return up(args.config, args.domain_id)
+
+
+# Every command that reads a dataset opens it with interop.load_dataset.
+DATA_HELP = "a morec .npz, a D4RL HDF5 file, or a Minari dataset (directory or id)"
+ENV_ID_HELP = "the task of a D4RL or Minari dataset that does not name one (a Gymnasium id or task name)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -414,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, func, cfg_name in (("train-dynamics", cmd_train_dynamics, "EnsembleConfig"),
                                  ("train-reward", cmd_train_reward, "RewardConfig")):
         p = sub.add_parser(name, help=f"train into a bundle directory ({cfg_name} overrides with --set)")
-        p.add_argument("--data", required=True)
+        p.add_argument("--data", required=True, help=DATA_HELP)
+        p.add_argument("--env-id", help=ENV_ID_HELP)
         p.add_argument("--bundle", required=True)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -423,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("distill-reward", help="one discriminator that scores like the whole snapshot history")
     p.add_argument("--bundle", required=True, help="bundle with ensemble.pt and dynamics_reward.pt (the teacher)")
-    p.add_argument("--data", required=True, help="the training data of the bundle")
+    p.add_argument("--data", required=True, help=f"the training data of the bundle: {DATA_HELP}")
+    p.add_argument("--env-id", help=ENV_ID_HELP)
     p.add_argument("--out", required=True, help="new bundle directory (ensemble copied, distilled reward)")
     p.add_argument("--snapshots", type=int, help="distil this many of the teacher's snapshots, evenly spaced "
                                                  "(as `morec export --snapshots`)")
@@ -448,7 +475,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("train-policy", help="offline SAC on filtered model rollouts (OfflineRLConfig overrides with --set)")
     p.add_argument("--bundle", required=True, help="bundle with ensemble.onnx (and dynamics_reward.onnx for MOREC)")
-    p.add_argument("--data", required=True, help="the offline dataset (.npz): start states and the real share of batches")
+    p.add_argument("--data", required=True, help=f"the offline dataset, start states and the real share of batches: "
+                                                 f"{DATA_HELP}")
+    p.add_argument("--env-id", help=ENV_ID_HELP)
     p.add_argument("--level", required=True, help="dataset level (medium, medium-replay, ...): picks the penalty "
                                                   "coefficient in sim/offline_rl/<task>.yaml")
     p.add_argument("--backbone", default="mopo", choices=("mopo", "mobile"))
@@ -464,8 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("diagnose", help="measure the filter on held-out data (torch checkpoints of the bundle, "
                                         "else its ONNX graphs)")
     p.add_argument("--bundle", required=True)
-    p.add_argument("--train-data", required=True)
-    p.add_argument("--eval-data", nargs="+", required=True, metavar="NAME=PATH")
+    p.add_argument("--train-data", required=True, help=DATA_HELP)
+    p.add_argument("--eval-data", nargs="+", required=True, metavar="NAME=PATH", help="datasets as --train-data")
+    p.add_argument("--env-id", help=ENV_ID_HELP)
     p.add_argument("--horizon", type=int, default=50)
     p.add_argument("--starts", type=int, default=200)
     p.add_argument("--transitions", type=int, default=2000)
@@ -492,6 +522,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write-card", action="store_true",
                    help="store the thresholds in the bundle's card.json, where the filter node reads them")
     p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("report", help="PNGs and one self-contained HTML page: a dataset's coverage, a bundle's "
+                                      "training and rollout error, a recording's predictions and monitor signals")
+    p.add_argument("input", help=f"a recording (.mcap file or rosbag2 folder), a model bundle directory, or a "
+                                 f"dataset ({DATA_HELP})")
+    p.add_argument("--out", help="output directory (default: <input name>_report)")
+    p.add_argument("--bundle", help="the bundle a dataset is judged against (its normaliser, rollout error), or "
+                                    "whose thresholds a recording's monitor is drawn with (default models/<task>)")
+    p.add_argument("--reference", help="the bundle's training data, to compare a dataset's coverage with")
+    p.add_argument("--data", help="a dataset for a bundle's rollout error against horizon")
+    p.add_argument("--env-id", help=ENV_ID_HELP)
+    p.add_argument("--task", help="a recording's task (default: the one morec_record stored)")
+    p.add_argument("--start", type=float, help="recording: start of the predicted-vs-actual window, s into it "
+                                               "(default: the first prediction)")
+    p.add_argument("--window", type=float, default=5.0, help="recording: length of that window in s")
+    p.add_argument("--dims", type=int, nargs="+", help="recording: state dimensions drawn (default: the first 4)")
+    p.add_argument("--horizon", type=positive_int, default=50, help="rollout error: model steps")
+    p.add_argument("--starts", type=positive_int, default=100, help="rollout error: start states")
+    p.add_argument("--recover", action="store_true", help="read a killed recorder's truncated files")
+    p.add_argument("--threads", type=int, default=1, help="torch / ONNX Runtime CPU threads")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("up", help="start the ROS 2 nodes of a launch config as processes (Ctrl-C stops them)")
     p.add_argument("config", help="config name in launch/configs (full, sim_only, robot_only) or a YAML path")

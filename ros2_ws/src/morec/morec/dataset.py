@@ -29,6 +29,9 @@ from .fileio import atomic_path
 FORMAT = "morec-dataset"
 FORMAT_VERSION = 1
 ARRAYS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
+# An .npz is a zip archive: its first bytes are a local file header, or an empty archive's end record.
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 class DatasetError(ValueError):
@@ -141,6 +144,13 @@ class Dataset:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"dataset {path} not found (make one with `morec collect`)")
+        if path.is_dir():
+            raise DatasetError(f"{path}: a directory, not a morec dataset (an .npz file)")
+        head = read_head(path)
+        if not head.startswith(ZIP_MAGIC):
+            # np.load would take any other bytes for a pickle and complain about "pickled data".
+            raise DatasetError(f"{path}: not a readable morec dataset: {describe_content(head)}, "
+                               f"not a zip archive as a morec .npz is")
         try:
             with np.load(path, allow_pickle=False) as f:
                 files = set(f.files)
@@ -165,3 +175,24 @@ class Dataset:
             return cls(**arrays, metadata=meta)
         except ValueError as err:  # DatasetError, or arrays of a type that does not convert to float
             raise DatasetError(f"{path}: {err}") from None
+
+
+def read_head(path: Path, size: int = 64) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(size)
+
+
+def describe_content(head: bytes) -> str:
+    """What a file's first bytes say it is, for an error message about a file that is not a dataset."""
+    if not head:
+        return "the file is empty"
+    if head.startswith(HDF5_MAGIC):
+        return "an HDF5 file"
+    if head.startswith(ZIP_MAGIC):
+        return "a zip archive"
+    text = head.decode("utf-8", "replace")
+    # The last few bytes may cut a multi-byte character in two: they do not decide.
+    if any(c == "\ufffd" or (c < " " and c not in "\t\n\r") for c in text[:-3]):
+        return f"binary data beginning {head[:8].hex(' ')}"
+    first = text.strip().splitlines()[0][:40] if text.strip() else ""
+    return f"a text file beginning {first!r}"

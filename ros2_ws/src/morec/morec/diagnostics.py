@@ -265,19 +265,22 @@ def measure_set(models: dict[str, FilteredDynamics], data: Dataset, obs_scale: n
 
 def diagnose(bundle, train_data, eval_data: dict[str, str], horizon: int = 50, starts: int = 200,
              transitions: int = 2000, seed: int = 0, out_json=None, plot=None,
-             snapshot_counts: list[int] | None = None, threads: int = 1, command: str | None = None) -> dict:
-    """All measurements on the training data and each named evaluation data set; JSON (+ PNG)."""
+             snapshot_counts: list[int] | None = None, threads: int = 1, command: str | None = None,
+             env_id: str | None = None) -> dict:
+    """All measurements on the training data and each named evaluation data set (any format
+    interop.load_dataset reads; `env_id` names the task of those that do not); JSON (+ PNG)."""
     from .bundle import read_card
     from .fileio import write_json
+    from .interop import load_dataset
 
     bundle = Path(bundle)
     dynamics, scorer, reward = load_backends(bundle, threads)
     if snapshot_counts and reward is None:
         raise ValueError(f"the snapshot sweep needs the torch reward checkpoint, and {bundle} has only ONNX graphs")
     models = filter_models(dynamics, scorer)
-    train = Dataset.load(train_data)
+    train = load_dataset(train_data, env_id)
     obs_scale = np.maximum(train.observations.std(0), 1e-6)
-    sets = {"train": train, **{name: Dataset.load(path) for name, path in eval_data.items()}}
+    sets = {"train": train, **{name: load_dataset(path, env_id) for name, path in eval_data.items()}}
     report = {"bundle": str(bundle), "backend": "torch" if reward is not None else "onnx", "command": command,
               "card": read_card(bundle), "horizon": horizon, "seed": seed, "train_data": str(train_data),
               "eval_data": dict(eval_data), "targets": TARGETS, "sets": {}}

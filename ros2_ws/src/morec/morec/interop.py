@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 from gymnasium.envs.registration import EnvSpec
 
-from .dataset import ARRAYS, Dataset, DatasetError
+from .dataset import ARRAYS, ZIP_MAGIC, Dataset, DatasetError, describe_content, read_head
 
 D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
 # Attributes that D4RL-style writers use to name the task a file came from.
@@ -51,7 +51,8 @@ def read_d4rl_hdf5(path: str | Path, env_id: str | None = None) -> Dataset:
     except OSError as err:
         raise DatasetError(f"{path}: not a readable HDF5 file ({err})") from err
     if not env_id:
-        raise DatasetError(f"{path}: the file names no task (attrs {list(ENV_ID_ATTRS)}); pass env_id")
+        raise DatasetError(f"{path}: the file names no task (attrs {list(ENV_ID_ATTRS)}); "
+                           f"pass env_id (--env-id on the command line)")
     n = len(arrays["observations"])
     if n == 0:
         raise DatasetError(f"{path}: dataset is empty")
@@ -126,7 +127,7 @@ def read_minari(source: str | Path, env_id: str | None = None) -> Dataset:
     meta = dict(mds.storage.metadata.get("morec_metadata", {}))
     env_id = env_id or (mds.env_spec.id if mds.env_spec is not None else None) or meta.get("env_id")
     if not env_id:
-        raise DatasetError(f"Minari dataset {source!r} has no env spec; pass env_id")
+        raise DatasetError(f"Minari dataset {source!r} has no env spec; pass env_id (--env-id on the command line)")
 
     parts = {k: [] for k in ARRAYS}
     for ep in mds.iterate_episodes():
@@ -229,16 +230,28 @@ def _episode_buffers(dataset: Dataset) -> list:
 
 
 def load_dataset(source: str | Path, env_id: str | None = None) -> Dataset:
-    """Open any supported dataset: a morec `.npz`, a D4RL `.hdf5`/`.h5` file, or a Minari id or directory.
+    """Open any dataset morec reads, told apart by content: a morec `.npz` (a zip archive), a D4RL HDF5 file,
+    or a Minari dataset (its directory, or its id under MINARI_DATASETS_PATH).
 
     `env_id` names the task for sources that may lack one; a morec file must agree with it.
     """
-    suffix = Path(source).suffix.lower()
-    if suffix == ".npz":
-        dataset = Dataset.load(source)
+    path = Path(source)
+    if path.is_dir():
+        return read_minari(path, env_id)
+    if not path.exists():
+        # A missing file keeps its own format's message; a name without an extension is a Minari id.
+        if path.suffix.lower() == ".npz":
+            return Dataset.load(path)
+        if path.suffix:
+            raise FileNotFoundError(f"dataset {path} not found")
+        return read_minari(source, env_id)
+    head = read_head(path)
+    if head.startswith(ZIP_MAGIC):
+        dataset = Dataset.load(path)
         if env_id and dataset.metadata["env_id"] != env_id:
             raise DatasetError(f"{source}: holds data of {dataset.metadata['env_id']}, not {env_id}")
         return dataset
-    if suffix in (".hdf5", ".h5"):
-        return read_d4rl_hdf5(source, env_id)
-    return read_minari(source, env_id)
+    if h5py.is_hdf5(path):
+        return read_d4rl_hdf5(path, env_id)
+    raise DatasetError(f"{path}: not a readable morec dataset, D4RL HDF5 file or Minari dataset: "
+                       f"{describe_content(head)}")
