@@ -11,6 +11,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
@@ -19,7 +20,7 @@ from std_msgs.msg import Float64, Float64MultiArray  # noqa: E402
 from std_srvs.srv import SetBool, Trigger  # noqa: E402
 
 from morec.simulator import SimulatedRobot  # noqa: E402
-from morec.task_spec import load_task_spec  # noqa: E402
+from morec.task_spec import BaseState, load_task_spec, sim_dir  # noqa: E402
 
 COMMAND_TOPIC = "/effort_controller/commands"
 # Reliable + transient-local: also gets the state the sim published before this node was discovered.
@@ -222,3 +223,29 @@ def test_malformed_commands_are_dropped_counted_and_not_applied(sim):
     assert s.spin_until(lambda: last_values(s)[1]["episode"] == "2", 3.0)
     assert s.stop() == 0, s.log.read_text()
     assert "dropped command (wrong_length): 2 values, expected 1" in s.log.read_text()
+
+
+def test_a_spec_with_a_base_publishes_odometry_that_gives_the_all_joints_observations(sim):
+    """sim/robots/halfcheetah_odom.yaml: /joint_states without rootx/rootz/rooty, the base on /odom."""
+    odom_spec = load_task_spec(sim_dir() / "robots" / "halfcheetah_odom.yaml")
+    plain = load_task_spec("halfcheetah")
+    s = sim(domain_id(6), seed=2, params=[f"task:={odom_spec.path}"])
+    odometry = []
+    s.node.create_subscription(Odometry, "/odom", odometry.append, LATCHED)
+    assert s.spin_until(lambda: odometry, 5.0), "no odometry from the sim node"
+    commands = np.random.default_rng(3).uniform(-1, 1, size=(15, plain.action_dim))
+    for c in commands:
+        s.command(c)
+    assert s.spin_until(lambda: len(odometry) == len(s.states), 5.0)
+    assert s.stop() == 0, s.log.read_text()
+
+    assert all(m.name == list(odom_spec.state_joints) for m in s.states)
+    base_at = {stamp_ns(m.header.stamp): BaseState.from_odometry(m) for m in odometry}
+    got = [odom_spec.observation_from_joint_state(m.name, m.position, m.velocity, base_at[stamp_ns(m.header.stamp)])
+           for m in s.states]
+    robot = SimulatedRobot(plain, plain.variant("nominal"), 2, 1000)
+    expected = [plain.observation_from_joint_state(plain.joints, *robot.joint_state()[:2])]
+    for c in commands:
+        robot.step(c)
+        expected.append(plain.observation_from_joint_state(plain.joints, *robot.joint_state()[:2]))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
