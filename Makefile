@@ -4,9 +4,31 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench bench-offline clean-venv
+.PHONY: setup demo test bench bench-offline clean-venv cpu-runtime
 
 setup: $(STAMP)
+
+# `make setup GPU=1`: onnxruntime-gpu (requirements-gpu.txt) in place of onnxruntime. The choice stays with the
+# venv (its stamp file) for later targets until `make setup GPU=0`.
+GPU_STAMP := $(VENV)/.gpu-installed
+GPU ?= $(if $(wildcard $(GPU_STAMP)),1,0)
+ifeq ($(GPU),1)
+setup: $(GPU_STAMP)
+else ifneq ($(wildcard $(GPU_STAMP)),)
+setup: cpu-runtime
+endif
+
+# Both wheels write the `onnxruntime` module: the other one goes first, and a forced reinstall rewrites files the
+# other may have overwritten (requirements.txt reinstalls onnxruntime whenever $(STAMP) is remade).
+$(GPU_STAMP): requirements-gpu.txt $(STAMP)
+	$(PY) -m pip uninstall --quiet --yes onnxruntime
+	$(PY) -m pip install --quiet --force-reinstall --no-deps -r requirements-gpu.txt
+	touch $(GPU_STAMP)
+
+cpu-runtime: $(STAMP)
+	$(PY) -m pip uninstall --quiet --yes onnxruntime-gpu
+	$(PY) -m pip install --quiet --force-reinstall --no-deps "$$(grep '^onnxruntime==' requirements.txt)"
+	rm -f $(GPU_STAMP)
 
 # Re-installs only when the pinned requirements or package metadata change.
 $(STAMP): requirements.txt ros2_ws/src/morec/setup.py ros2_ws/src/morec_ros/setup.py
