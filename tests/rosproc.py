@@ -30,13 +30,19 @@ def domain_id(offset):
 
 
 class NodeProcess:
-    """`python -m morec_ros.<module> --ros-args -p k:=v ...` with its output in a log file."""
+    """`python -m morec_ros.<module> --ros-args -p k:=v ...` with its output in a log file.
 
-    def __init__(self, module, params: dict, domain: int, log_dir: Path):
+    `command` replaces that line (`module` then only names the log), e.g. a runner.NodeProcess's command();
+    `prefix` goes before it, e.g. `ip netns exec <name>` to run the node on another (virtual) host.
+    """
+
+    def __init__(self, module, params: dict, domain: int, log_dir: Path, *, command=None, prefix=()):
         self.log = log_dir / f"{module}_{domain}_{time.monotonic_ns()}.log"
-        args = [sys.executable, "-m", f"morec_ros.{module}", "--ros-args"]
-        for key, value in params.items():
-            args += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
+        if command is None:
+            command = [sys.executable, "-m", f"morec_ros.{module}", "--ros-args"]
+            for key, value in params.items():
+                command += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
+        args = [*prefix, *command]
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                          env=dict(os.environ, ROS_DOMAIN_ID=str(domain),
