@@ -97,6 +97,10 @@ class ControlLoop:
         self._reported = dict(commands=0, dropped=0, time=now)
 
     # ---- inputs -------------------------------------------------------------------------------
+    def odometry(self, msg) -> None:
+        """Take a nav_msgs/Odometry: the base entries of the states that follow (task specs with a base)."""
+        self._check.odometry(msg)
+
     def receive(self, msg, now: float) -> bool:
         """Take a JointState (read by its fields); False when it is invalid and dropped."""
         checked = self._check.state(msg)

@@ -23,6 +23,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from nav_msgs.msg import Odometry
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
@@ -143,6 +144,9 @@ class ControllerNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(JointState, 'joint_states', self._on_state,
                                  LOCKSTEP_STATE_QOS if lockstep else REALTIME_STATE_QOS)
+        if spec.base:  # the base joints' state comes from odometry
+            self.create_subscription(Odometry, spec.base.topic, self._on_odometry,
+                                     LOCKSTEP_STATE_QOS if lockstep else REALTIME_STATE_QOS)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(spec.control_period, self._on_tick, clock=steady)
         self.create_timer(diagnostics_period, self._publish_diagnostics, clock=steady)
@@ -189,6 +193,10 @@ class ControllerNode(Node):
         with self._lock:
             if self._loop.receive(msg, time.monotonic()):
                 self._lock.notify()
+
+    def _on_odometry(self, msg):
+        with self._lock:
+            self._loop.odometry(msg)
 
     def _on_tick(self):
         with self._lock:

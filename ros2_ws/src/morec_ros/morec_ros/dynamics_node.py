@@ -14,6 +14,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from nav_msgs.msg import Odometry
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray
 
@@ -57,6 +58,8 @@ class DynamicsNode(Node):
         self._error_pub = self.create_publisher(Float64, 'morec/prediction_error', 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(JointState, 'joint_states', self._on_state, MONITOR_QOS)
+        if spec.base:  # the base joints' state comes from odometry
+            self.create_subscription(Odometry, spec.base.topic, self._check.odometry, MONITOR_QOS)
         self.create_subscription(Float64MultiArray, command_topic, self._on_command, MONITOR_QOS)
         # Steady: diagnostics keep coming when a sim that publishes /clock (use_sim_time) stops.
         self.create_timer(diagnostics_period, self._publish_diagnostics,

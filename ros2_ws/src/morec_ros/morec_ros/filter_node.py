@@ -17,6 +17,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from nav_msgs.msg import Odometry
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
@@ -84,6 +85,8 @@ class FilterNode(Node):
         self._score_pub = self.create_publisher(Float64MultiArray, 'morec/dynamics_reward', 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(JointState, 'joint_states', self._on_state, MONITOR_QOS)
+        if spec.base:  # the base joints' state comes from odometry
+            self.create_subscription(Odometry, spec.base.topic, self._check.odometry, MONITOR_QOS)
         self.create_subscription(Float64MultiArray, command_topic, self._on_command, MONITOR_QOS)
         # Steady: diagnostics keep coming when a sim that publishes /clock (use_sim_time) stops.
         self.create_timer(diagnostics_period, self._publish_diagnostics,
