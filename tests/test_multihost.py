@@ -160,4 +160,5 @@ def test_closed_loop_across_two_hosts_survives_a_controller_restart(two_hosts, p
     # Every step is a state out of the robot and a command into it: over the veth link, not shared memory.
     assert received >= steps and sent >= steps, (received, sent, steps)
     print(f"first episode ended {first_episode:.1f} s after the start, the next {time.monotonic() - restarted:.1f} s "
-          f"after the restart; returns {seen['returns']}; robot link: {received} packets in, {sent} out for {steps} steps")
+          f"after the restart; returns {seen['returns']}; robot link: {received} packets in, {sent} out "
+          f"for {steps} steps")
