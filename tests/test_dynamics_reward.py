@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -125,3 +127,138 @@ def test_distilled_reward_scores_like_its_snapshot_history_with_one_snapshot(tin
     assert np.abs(student_r - teacher_r).mean() < 0.1 * teacher_r.std() + 0.02
     assert np.corrcoef(student_r.ravel(), teacher_r.ravel())[0, 1] > 0.9
     assert 0.31 <= student_r.min() and student_r.max() <= 1.32
+
+
+# ---- training options (all off by default) --------------------------------------------------------------
+
+# 100 iterations: two snapshots and one log row.
+QUICK = dict(iterations=100, batch_size=64, snapshot_every=50, snapshot_stride=1, calibration_size=128)
+
+
+@pytest.mark.parametrize("option", [
+    dict(delta_scaling="delta"),
+    dict(gradient_penalty=10.0),
+    dict(input_noise=0.1),
+    dict(multistep_negatives=0.5, multistep_refresh=30),
+    dict(delta_scaling="delta", gradient_penalty=1.0, input_noise=0.05, noise_negatives=0.25,
+         multistep_negatives=0.25, multistep_horizon=3, multistep_refresh=7),
+])
+def test_each_training_option_trains_a_reward(option, pendulum_data, tiny_ensemble, tmp_path):
+    import csv
+
+    from morec.dynamics_reward import RewardConfig, train_dynamics_reward
+
+    cfg = RewardConfig(**QUICK, **option)
+    reward = train_dynamics_reward(pendulum_data, tiny_ensemble, cfg, log_csv=tmp_path / "log.csv", progress=False)
+    assert reward.num_snapshots == 2 and reward.metadata["config"] == dataclasses.asdict(cfg)
+    obs, act = torch.from_numpy(pendulum_data.observations[:50]), torch.from_numpy(pendulum_data.actions[:50])
+    with torch.no_grad():
+        r = reward(obs, act, torch.from_numpy(pendulum_data.next_observations[:50]).unsqueeze(1))
+    assert torch.isfinite(r).all()
+    with open(tmp_path / "log.csv") as f:
+        row = {k: float(v) for k, v in next(csv.DictReader(f)).items()}
+    assert np.isfinite(row["d_loss"])
+    assert (row["grad_penalty"] > 0) == (cfg.gradient_penalty > 0)
+    assert np.isfinite(row["logit_multistep"]) == (cfg.multistep_negatives > 0)
+
+
+def test_options_are_checked():
+    from morec.dynamics_reward import RewardConfig
+
+    for bad in (dict(delta_scaling="position"), dict(noise_negatives=0.6, multistep_negatives=0.5),
+                dict(gradient_penalty=-1.0), dict(multistep_horizon=0), dict(calibrate_on="nothing")):
+        with pytest.raises(ValueError):
+            RewardConfig(**bad)
+
+
+def test_delta_scaler_fits_the_state_changes_and_travels_with_the_reward(pendulum_data, tiny_ensemble, tmp_path):
+    from morec.dynamics_reward import DistillConfig, RewardConfig, distill_dynamics_reward, train_dynamics_reward
+    from morec.export import export_dynamics_reward
+    from morec.runtime import OnnxReward
+
+    reward = train_dynamics_reward(pendulum_data, tiny_ensemble, RewardConfig(**QUICK, delta_scaling="delta"),
+                                   progress=False)
+    change = pendulum_data.next_observations - pendulum_data.observations
+    np.testing.assert_allclose(reward.disc.delta_scaler.mean.numpy(), change.mean(0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(reward.disc.delta_scaler.std.numpy(), change.std(0), rtol=1e-4)
+    # The branch sees standardised changes, not changes scaled like states.
+    obs, act = torch.from_numpy(pendulum_data.observations), torch.from_numpy(pendulum_data.actions)
+    _, delta = reward.disc.scaled_inputs(obs, act, torch.from_numpy(pendulum_data.next_observations).unsqueeze(1))
+    np.testing.assert_allclose(delta[:, 0].std(0).numpy(), 1.0, rtol=1e-3)
+
+    reward.save(tmp_path / "r.pt")
+    loaded = DynamicsReward.load(tmp_path / "r.pt")
+    assert loaded.disc.delta_scaling == "delta"
+    torch.testing.assert_close(loaded.disc.delta_scaler.std, reward.disc.delta_scaler.std)
+    assert loaded.thin(1).disc.delta_scaling == "delta"
+    student = distill_dynamics_reward(reward, pendulum_data, tiny_ensemble, DistillConfig(steps=2), progress=False)
+    torch.testing.assert_close(student.disc.delta_scaler.mean, reward.disc.delta_scaler.mean)
+
+    export_dynamics_reward(loaded, tmp_path / "r.onnx")  # raises on a parity error
+    rng = np.random.default_rng(0)
+    o, a = pendulum_data.observations[:40], pendulum_data.actions[:40]
+    cands = pendulum_data.next_observations[:40, None] + 0.02 * rng.standard_normal((40, 10, 4), dtype=np.float32)
+    ours, theirs = OnnxReward(tmp_path / "r.onnx").score(o, a, cands), TorchReward(reward).score(o, a, cands)
+    assert np.abs(ours - theirs).max() <= 1e-4 and theirs.std() > 0
+
+
+def test_a_reward_saved_before_the_delta_option_loads_as_state_scaled(tmp_path, tiny_reward):
+    tiny_reward.save(tmp_path / "r.pt")
+    state = torch.load(tmp_path / "r.pt", weights_only=False)
+    del state["delta_scaling"]
+    torch.save(state, tmp_path / "old.pt")
+    loaded = DynamicsReward.load(tmp_path / "old.pt")
+    assert loaded.disc.delta_scaling == "state" and loaded.disc.delta_scaler is None
+    assert not any("delta_scaler" in key for key in tiny_reward.state_dict())
+
+
+def test_gradient_penalty_is_zero_at_gamma_zero_and_grows_with_gamma():
+    from morec.dynamics_reward import gradient_penalty
+
+    torch.manual_seed(0)
+    disc = Discriminator(3, 2)
+    obs, act, nxt = torch.randn(16, 3), torch.randn(16, 2), torch.randn(16, 3)
+    assert gradient_penalty(disc, obs, act, nxt, 0.0).item() == 0.0
+    small, large = gradient_penalty(disc, obs, act, nxt, 1.0), gradient_penalty(disc, obs, act, nxt, 4.0)
+    assert small.item() > 0
+    torch.testing.assert_close(large, 4 * small)
+    # It trains D: its gradient reaches the weights (the input gradient is part of the graph). In a ReLU net the
+    # input gradient does not depend on the biases, so only the weights are checked.
+    large.backward()
+    weights = [layer.weight for net in (disc.sa_branch, disc.delta_branch, disc.head) for layer in net.linear_layers()]
+    assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in weights)
+    # The same penalty by hand: finite differences of D in its scaled inputs, for one transition.
+    sa, delta = disc.scaled_inputs(obs[:1], act[:1], nxt[:1, None])
+    x = torch.cat([sa[0], delta[0, 0]]).double()
+    with torch.no_grad():
+        d = lambda v: disc.logits(v[:5].float()[None], v[5:].float()[None, None]).double().item()  # noqa: E731
+        grad = np.array([(d(x + 1e-3 * e) - d(x - 1e-3 * e)) / 2e-3 for e in torch.eye(8, dtype=torch.float64)])
+    expected = 0.5 * 2.0 * (grad ** 2).sum()
+    assert gradient_penalty(disc, obs[:1], act[:1], nxt[:1], 2.0).item() == pytest.approx(expected, rel=1e-2)
+
+
+def test_multistep_negatives_follow_consecutive_actions_of_one_episode():
+    from morec.dataset import Dataset
+    from morec.dynamics_reward import open_loop_transitions
+    from morec.ensemble import EnsembleConfig, EnsembleDynamics
+
+    lengths = [3, 12, 7, 15, 4, 20]  # the episodes of 3 and 4 steps are too short for a 5-step rollout
+    n = sum(lengths)
+    ends = np.cumsum(lengths) - 1
+    rng = np.random.default_rng(0)
+    obs = rng.standard_normal((n, 2), dtype=np.float32)
+    data = Dataset(obs, np.arange(n, dtype=np.float32)[:, None], np.zeros(n), rng.standard_normal((n, 2)),
+                   np.isin(np.arange(n), ends[::2]), np.isin(np.arange(n), ends[1::2]), {"env_id": "test"})
+    episode = np.repeat(np.arange(len(lengths)), lengths)
+    model = EnsembleDynamics(2, 1, EnsembleConfig(members=3, elites=2, hidden=(8,), weight_decay=(0.0, 0.0)))
+    dynamics = FilteredDynamics(TorchDynamics(model), None, FilterConfig(mode="random_elite"))
+    horizon, count = 5, 30
+    s, a, s_next = (x.numpy() for x in open_loop_transitions(data, dynamics, horizon, count, rng))
+    assert s.shape == s_next.shape == (horizon * count, 2) and a.shape == (horizon * count, 1)
+    s, a, s_next = s.reshape(horizon, count, 2), a.reshape(horizon, count).astype(int), s_next.reshape(horizon, count, 2)
+    np.testing.assert_array_equal(np.diff(a, axis=0), 1)  # consecutive recorded actions
+    assert (episode[a[0]] == episode[a[-1]]).all()  # never across an episode end
+    assert not np.isin(episode[a[0]], [0, 4]).any()
+    np.testing.assert_array_equal(s[0], data.observations[a[0]])  # from recorded states
+    np.testing.assert_array_equal(s[1:], s_next[:-1])  # then on the model's own states
+    assert np.abs(s_next[-1] - data.next_observations[a[-1]]).max() > 0.1  # the model's, not the recorded ones

@@ -13,6 +13,7 @@ so r_D lies in about [0.31, 1.31]. docs/dynamics_reward.md lists every choice th
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,9 +25,13 @@ from torch import nn
 from tqdm import tqdm
 
 from .dataset import Dataset
-from .ensemble import EnsembleDynamics, _load_checkpoint
+from .diagnostics import segment_starts
+from .ensemble import EnsembleDynamics, TorchDynamics, _load_checkpoint
 from .fileio import CsvLog, atomic_path
-from .nn import MinMaxScaler, StackedMLP
+from .nn import MinMaxScaler, StackedMLP, Standardizer
+from .rollout import FilterConfig, FilteredDynamics
+
+DELTA_SCALINGS = ("state", "delta")
 
 
 @dataclass
@@ -48,7 +53,32 @@ class RewardConfig:
     # ensemble's elites) rather than on the adversarial generator's.
     calibrate_on: str = "ensemble"
     calibration_size: int = 2048
+    # Scaling of the s' - s input: "state" uses the observation's min-max factor (small changes of wide
+    # dimensions barely register); "delta" standardises s' - s with its own per-dimension mean and std.
+    delta_scaling: str = "state"
+    # R1 penalty gamma/2 * ||grad D||^2 on data transitions, w.r.t. the scaled (s, a) and s' - s D sees.
+    gradient_penalty: float = 0.0
+    # Std of Gaussian noise added to D's scaled s' - s input in training (real and generated alike).
+    input_noise: float = 0.0
+    # Share of each negative batch taken from open-loop rollouts of the ensemble's elites along recorded
+    # action sequences: (s_t, a_t, s_t+1) at a random step of a multistep_horizon-step rollout from a
+    # data state. The pool of rollouts is rebuilt every multistep_refresh iterations.
+    multistep_negatives: float = 0.0
+    multistep_horizon: int = 10
+    multistep_refresh: int = 100
     seed: int = 0
+
+    def __post_init__(self):
+        if self.calibrate_on not in ("ensemble", "generator"):
+            raise ValueError(f"calibrate_on must be 'ensemble' or 'generator', got {self.calibrate_on!r}")
+        if self.delta_scaling not in DELTA_SCALINGS:
+            raise ValueError(f"delta_scaling must be one of {DELTA_SCALINGS}, got {self.delta_scaling!r}")
+        if min(self.gradient_penalty, self.input_noise, self.noise_negatives, self.multistep_negatives) < 0:
+            raise ValueError("gradient_penalty, input_noise, noise_negatives and multistep_negatives must be >= 0")
+        if self.noise_negatives + self.multistep_negatives > 1:
+            raise ValueError("noise_negatives + multistep_negatives is a share of the negatives: at most 1")
+        if self.multistep_horizon < 1 or self.multistep_refresh < 1:
+            raise ValueError("multistep_horizon and multistep_refresh must be >= 1")
 
 
 class Discriminator(nn.Module):
@@ -57,25 +87,45 @@ class Discriminator(nn.Module):
     Branch 1 embeds (s, a) once per pair and is shared by all its candidates; branch 2 embeds s' - s;
     an MLP head on both lets the (s, a) context decide which state changes are plausible. `width`
     scales the hidden layers (not the embeddings): a distilled student can be a fraction of the teacher,
-    and branch 2 and the head, which run once per candidate, cost about width^2.
+    and branch 2 and the head, which run once per candidate, cost about width^2. `delta_scaling`
+    (RewardConfig) decides whether s' - s is scaled like s or by its own `delta_scaler`.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, k: int = 1, width: float = 1.0):
+    def __init__(self, obs_dim: int, act_dim: int, k: int = 1, width: float = 1.0, delta_scaling: str = "state"):
         super().__init__()
+        if delta_scaling not in DELTA_SCALINGS:
+            raise ValueError(f"delta_scaling must be one of {DELTA_SCALINGS}, got {delta_scaling!r}")
         self.obs_dim, self.act_dim, self.k, self.width = obs_dim, act_dim, k, width
+        self.delta_scaling = delta_scaling
         h1, h2, h_head = (max(4, round(n * width)) for n in (256, 128, 64))
         self.obs_scaler = MinMaxScaler(obs_dim, 0.8)
         self.act_scaler = MinMaxScaler(act_dim, 1.0)
+        # Only present in "delta" mode, so the state dicts of earlier rewards load unchanged.
+        self.delta_scaler = Standardizer(obs_dim) if delta_scaling == "delta" else None
         self.sa_branch = StackedMLP(k, [obs_dim + act_dim, h1, h2, 64], nn.ReLU, out_activation=True)
         self.delta_branch = StackedMLP(k, [obs_dim, h1, h2, 16], nn.ReLU, out_activation=True)
         self.head = StackedMLP(k, [80, h_head, 1], nn.ReLU)
 
-    def forward(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
-        """obs [B, S], act [B, A], next_obs candidates [B, C, S] -> logits [K, B, C]."""
-        b, c, _ = next_obs.shape
+    def forward(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor,
+                delta_noise: float = 0.0) -> torch.Tensor:
+        """obs [B, S], act [B, A], next_obs candidates [B, C, S] -> logits [K, B, C]. `delta_noise`: the std
+        of Gaussian noise on the scaled s' - s (training only)."""
+        return self.logits(*self.scaled_inputs(obs, act, next_obs), delta_noise)
+
+    def scaled_inputs(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor):
+        """What the branches see: scaled (s, a) [B, S+A] and scaled s' - s [B, C, S]."""
         sa = torch.cat([self.obs_scaler(obs), self.act_scaler(act)], dim=-1)
+        change = next_obs - obs.unsqueeze(1)
+        delta = self.delta_scaler(change) if self.delta_scaler is not None else self.obs_scaler.scale(change)
+        return sa, delta
+
+    def logits(self, sa: torch.Tensor, delta: torch.Tensor, delta_noise: float = 0.0) -> torch.Tensor:
+        """Logits [K, B, C] from scaled inputs."""
+        b, c, _ = delta.shape
+        if delta_noise:
+            delta = delta + delta_noise * torch.randn_like(delta)
         h_sa = self.sa_branch(sa.expand(self.k, *sa.shape))  # [K, B, 64]
-        delta = self.obs_scaler.scale(next_obs - obs.unsqueeze(1)).reshape(b * c, self.obs_dim)
+        delta = delta.reshape(b * c, self.obs_dim)
         h_delta = self.delta_branch(delta.expand(self.k, *delta.shape))  # [K, B*C, 16]
         h_sa = h_sa.unsqueeze(2).expand(self.k, b, c, 64).reshape(self.k, b * c, 64)
         return self.head(torch.cat([h_sa, h_delta], dim=-1)).reshape(self.k, b, c)
@@ -84,10 +134,10 @@ class Discriminator(nn.Module):
 class DynamicsReward(nn.Module):
     """r_D from K calibrated discriminator snapshots, evaluated together."""
 
-    def __init__(self, obs_dim: int, act_dim: int, k: int, width: float = 1.0):
+    def __init__(self, obs_dim: int, act_dim: int, k: int, width: float = 1.0, delta_scaling: str = "state"):
         super().__init__()
         self.obs_dim, self.act_dim = obs_dim, act_dim
-        self.disc = Discriminator(obs_dim, act_dim, k, width)
+        self.disc = Discriminator(obs_dim, act_dim, k, width, delta_scaling)
         self.register_buffer("expert_value", torch.zeros(k, 1, 1))
         self.register_buffer("learner_value", -torch.ones(k, 1, 1))
         self.metadata: dict = {}
@@ -109,9 +159,10 @@ class DynamicsReward(nn.Module):
         return self.disc(obs, act, next_obs).mean(dim=0)
 
     @classmethod
-    def from_snapshots(cls, snapshots: list[dict], obs_dim: int, act_dim: int) -> "DynamicsReward":
+    def from_snapshots(cls, snapshots: list[dict], obs_dim: int, act_dim: int,
+                       delta_scaling: str = "state") -> "DynamicsReward":
         """Stack snapshot state dicts of a K=1 Discriminator (+ calibration) into one K-snapshot reward."""
-        model = cls(obs_dim, act_dim, len(snapshots))
+        model = cls(obs_dim, act_dim, len(snapshots), delta_scaling=delta_scaling)
         stacked = {key: torch.cat([s["disc"][key] for s in snapshots], dim=0) if key.split(".")[-1] in
                    ("weight", "bias") else snapshots[-1]["disc"][key] for key in snapshots[0]["disc"]}
         model.disc.load_state_dict(stacked)
@@ -129,7 +180,7 @@ class DynamicsReward(nn.Module):
     def select(self, indices: list[int]) -> "DynamicsReward":
         """A reward from a subset of the snapshots (to measure what the snapshot count buys)."""
         idx = torch.as_tensor(indices)
-        model = DynamicsReward(self.obs_dim, self.act_dim, len(indices), self.disc.width)
+        model = DynamicsReward(self.obs_dim, self.act_dim, len(indices), self.disc.width, self.disc.delta_scaling)
         model.load_state_dict({k: v[idx] if k.split(".")[-1] in ("weight", "bias") or k.endswith("_value") else v
                                for k, v in self.state_dict().items()})
         model.metadata = {**self.metadata, "snapshots_used": len(indices)}
@@ -137,15 +188,16 @@ class DynamicsReward(nn.Module):
 
     def save(self, path: str | Path) -> None:
         state = {"kind": "morec-dynamics-reward", "obs_dim": self.obs_dim, "act_dim": self.act_dim,
-                 "snapshots": self.num_snapshots, "width": self.disc.width, "state_dict": self.state_dict(),
-                 "metadata": self.metadata}
+                 "snapshots": self.num_snapshots, "width": self.disc.width,
+                 "delta_scaling": self.disc.delta_scaling, "state_dict": self.state_dict(), "metadata": self.metadata}
         with atomic_path(path, suffix=".pt") as tmp:
             torch.save(state, tmp)
 
     @classmethod
     def load(cls, path: str | Path) -> "DynamicsReward":
         state = _load_checkpoint(path, "morec-dynamics-reward", "morec train-reward")
-        model = cls(state["obs_dim"], state["act_dim"], state["snapshots"], state.get("width", 1.0))
+        model = cls(state["obs_dim"], state["act_dim"], state["snapshots"], state.get("width", 1.0),
+                    state.get("delta_scaling", "state"))
         model.load_state_dict(state["state_dict"])
         model.metadata = state["metadata"]
         return model.eval()
@@ -173,12 +225,35 @@ def sample_members(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor
     return obs + mu + std * eps
 
 
+def gradient_penalty(disc: Discriminator, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor,
+                     gamma: float) -> torch.Tensor:
+    """R1 regulariser gamma/2 * mean ||grad_x D(x)||^2 over data transitions [B, .], with x all of D's inputs in
+    the scaled coordinates it sees ((s, a) and s' - s), so the penalty does not depend on the data's units."""
+    if gamma == 0:
+        return torch.zeros(())
+    sa, delta = (x.detach().requires_grad_(True) for x in disc.scaled_inputs(obs, act, next_obs.unsqueeze(1)))
+    grad_sa, grad_delta = torch.autograd.grad(disc.logits(sa, delta).sum(), (sa, delta), create_graph=True)
+    return 0.5 * gamma * (grad_sa.pow(2).sum(-1) + grad_delta.pow(2).sum((-2, -1))).mean()
+
+
+def open_loop_transitions(data: Dataset, dynamics: FilteredDynamics, horizon: int, rollouts: int,
+                          rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every step (s_t, a_t, s_t+1) of open-loop model rollouts, each from a recorded state along the
+    `horizon` recorded actions that follow it in the same episode: tensors [horizon * rollouts, .], step-major."""
+    starts = segment_starts(data, horizon, rollouts, rng)
+    steps = starts[None, :] + np.arange(horizon)[:, None]  # [H, N]
+    first = data.observations[starts]
+    states = dynamics.rollout(first, data.actions[steps], rng)["next_obs"]  # [H, N, S]
+    before = np.concatenate([first[None], states[:-1]])
+    return (torch.from_numpy(before.reshape(-1, data.obs_dim)),
+            torch.from_numpy(data.actions[steps].reshape(-1, data.act_dim)),
+            torch.from_numpy(states.reshape(-1, data.obs_dim)))
+
+
 def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: RewardConfig = RewardConfig(),
                           log_csv: str | Path | None = None, progress: bool = True,
                           action_bounds: tuple[np.ndarray, np.ndarray] | None = None) -> DynamicsReward:
     """Learn the dynamics reward on `data`, with a copy of `ensemble` as the generator."""
-    if cfg.calibrate_on not in ("ensemble", "generator"):
-        raise ValueError(f"calibrate_on must be 'ensemble' or 'generator', got {cfg.calibrate_on!r}")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     obs, act = torch.from_numpy(data.observations), torch.from_numpy(data.actions)
@@ -186,9 +261,11 @@ def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: Reward
     n, members = len(data), ensemble.cfg.members
     elites = ensemble.elites.clone()
 
-    disc = Discriminator(data.obs_dim, data.act_dim, k=1)
+    disc = Discriminator(data.obs_dim, data.act_dim, k=1, delta_scaling=cfg.delta_scaling)
     disc.obs_scaler.fit(np.minimum(data.observations.min(0), data.next_observations.min(0)),
                         np.maximum(data.observations.max(0), data.next_observations.max(0)))
+    if disc.delta_scaler is not None:
+        disc.delta_scaler.fit(data.next_observations - data.observations)
     low, high = action_bounds if action_bounds is not None else (data.actions.min(0), data.actions.max(0))
     disc.act_scaler.fit(low, high)
     generator = copy.deepcopy(ensemble).train()
@@ -199,9 +276,16 @@ def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: Reward
     delta_std = torch.from_numpy((data.next_observations - data.observations).std(0))
     log_lo, log_hi = np.log(cfg.noise_scale[0]), np.log(cfg.noise_scale[1])
     n_noise = int(round(cfg.noise_negatives * cfg.batch_size))
+    n_multi = int(round(cfg.multistep_negatives * cfg.batch_size))
+    n_fake = cfg.batch_size - n_noise - n_multi
+    # The rollout engine's unfiltered mode: the drift of the elites the filter will score, as deployed.
+    elite_rollouts = FilteredDynamics(TorchDynamics(ensemble), None, FilterConfig(mode="random_elite"))
+    # Enough rollouts that each pooled transition is drawn about once before the next refresh.
+    pool_rollouts = math.ceil(n_multi * cfg.multistep_refresh / cfg.multistep_horizon)
     calib = torch.from_numpy(rng.choice(n, size=min(cfg.calibration_size, n), replace=False))
     snapshots: list[dict] = []
-    log = CsvLog(log_csv, ["iteration", "d_loss", "g_adv", "g_nll", "logit_data", "logit_model", "logit_noise"])
+    log = CsvLog(log_csv, ["iteration", "d_loss", "g_adv", "g_nll", "logit_data", "logit_model", "logit_noise",
+                           "logit_multistep", "grad_penalty"])
     start = time.time()
 
     for it in tqdm(range(1, cfg.iterations + 1), desc="dynamics reward", disable=not progress, mininterval=2):
@@ -210,20 +294,29 @@ def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: Reward
         who = torch.from_numpy(rng.integers(0, members, cfg.batch_size))
         fake = sample_members(generator, s, a, who)
 
-        # Discriminator: data = 1; generator samples and (optionally) noise-perturbed data = 0.
+        # Discriminator: data = 1; generator samples and (optionally) noise-perturbed data and states from
+        # multistep model rollouts = 0. Negative i is scored at the (s, a) it was made for.
         scale = torch.from_numpy(np.exp(rng.uniform(log_lo, log_hi, (n_noise, 1))).astype(np.float32))
-        noisy = s_next[:n_noise] + scale * delta_std * torch.randn(n_noise, data.obs_dim)
-        negatives = torch.cat([fake.detach()[: cfg.batch_size - n_noise], noisy])
-        logit_real = disc(s, a, s_next.unsqueeze(1))[0, :, 0]
-        logit_neg = disc(s, a, negatives.unsqueeze(1))[0, :, 0]
+        noisy = s_next[n_fake:n_fake + n_noise] + scale * delta_std * torch.randn(n_noise, data.obs_dim)
+        negatives = torch.cat([fake.detach()[:n_fake], noisy])
+        neg_obs, neg_act = s[: n_fake + n_noise], a[: n_fake + n_noise]
+        if n_multi:
+            if (it - 1) % cfg.multistep_refresh == 0:
+                pool = open_loop_transitions(data, elite_rollouts, cfg.multistep_horizon, pool_rollouts, rng)
+            pick = torch.from_numpy(rng.integers(0, len(pool[0]), n_multi))
+            neg_obs, neg_act, negatives = (torch.cat([x, pooled[pick]])
+                                           for x, pooled in zip((neg_obs, neg_act, negatives), pool))
+        logit_real = disc(s, a, s_next.unsqueeze(1), cfg.input_noise)[0, :, 0]
+        logit_neg = disc(neg_obs, neg_act, negatives.unsqueeze(1), cfg.input_noise)[0, :, 0]
+        penalty = gradient_penalty(disc, s, a, s_next, cfg.gradient_penalty)
         d_loss = (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
-                  + F.binary_cross_entropy_with_logits(logit_neg, torch.zeros_like(logit_neg)))
+                  + F.binary_cross_entropy_with_logits(logit_neg, torch.zeros_like(logit_neg)) + penalty)
         d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         d_opt.step()
 
         # Generator: fool D (reparameterised gradient through the sample), stay likely under the data.
-        g_adv = -F.logsigmoid(disc(s, a, fake.unsqueeze(1))).mean()
+        g_adv = -F.logsigmoid(disc(s, a, fake.unsqueeze(1), cfg.input_noise)).mean()
         mean, logvar = generator(s, a)
         target = torch.cat([s_next - s, rew[idx, None]], dim=-1)
         g_nll = (((mean - target) ** 2) * torch.exp(-logvar) + logvar).mean()
@@ -238,11 +331,12 @@ def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: Reward
             snapshots = snapshots[-cfg.keep_snapshots:]
         if it % 100 == 0:
             log.row([it, d_loss.item(), g_adv.item(), g_nll.item(), logit_real.mean().item(),
-                     logit_neg[: cfg.batch_size - n_noise].mean().item(),
-                     logit_neg[cfg.batch_size - n_noise:].mean().item() if n_noise else float("nan")])
+                     logit_neg[:n_fake].mean().item() if n_fake else float("nan"),
+                     logit_neg[n_fake:n_fake + n_noise].mean().item() if n_noise else float("nan"),
+                     logit_neg[n_fake + n_noise:].mean().item() if n_multi else float("nan"), penalty.item()])
 
     used = snapshots[::-1][:: cfg.snapshot_stride][::-1]  # every stride-th, counted back from the newest
-    reward = DynamicsReward.from_snapshots(used, data.obs_dim, data.act_dim)
+    reward = DynamicsReward.from_snapshots(used, data.obs_dim, data.act_dim, cfg.delta_scaling)
     reward.metadata = {"env_id": data.metadata.get("env_id"), "dataset_fingerprint": data.fingerprint(),
                        "config": asdict(cfg), "snapshots_used": len(used),
                        "train_seconds": round(time.time() - start, 1),
@@ -274,9 +368,10 @@ def distill_dynamics_reward(teacher: DynamicsReward, data: Dataset, ensemble: En
     """
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    student = DynamicsReward(teacher.obs_dim, teacher.act_dim, 1, cfg.width)
-    student.disc.obs_scaler.load_state_dict(teacher.disc.obs_scaler.state_dict())
-    student.disc.act_scaler.load_state_dict(teacher.disc.act_scaler.state_dict())
+    student = DynamicsReward(teacher.obs_dim, teacher.act_dim, 1, cfg.width, teacher.disc.delta_scaling)
+    for name in ("obs_scaler", "act_scaler", "delta_scaler"):
+        if getattr(teacher.disc, name) is not None:
+            getattr(student.disc, name).load_state_dict(getattr(teacher.disc, name).state_dict())
     student.expert_value.fill_(1.0)
     student.learner_value.fill_(-1.0)
     obs, act, nxt = (torch.from_numpy(x) for x in (data.observations, data.actions, data.next_observations))
