@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from morec.behavior import SACConfig, pick_checkpoint, train_sac
+from morec.behavior import SACConfig, pick_checkpoint, policy_from_spec, train_sac
 from morec.cli import main
 from morec.collect import SineGait, rollout_dataset
 from morec.dataset import Dataset
@@ -94,3 +94,19 @@ def test_collect_sine_gait_on_a_perturbed_variant(tmp_path):
     with pytest.raises(SystemExit, match="no variant .nope.; variants"):  # one line, no traceback
         main(["collect", "--task", "inverted_pendulum", "--level", "sine", "--variant", "nope",
               "--steps", "10", "--out", str(tmp_path / "x.npz")])
+
+
+def test_policy_descriptions_give_the_policies_they_name(behavior_dir):
+    task = load_task_spec("inverted_pendulum")
+    obs = np.zeros((3, task.obs_dim), np.float32)
+    assert policy_from_spec("random", task) is None
+    assert isinstance(policy_from_spec("sine", task), SineGait)
+    checkpoint = str(next(behavior_dir.glob("sac_*.zip")))
+    deterministic = policy_from_spec(checkpoint + ":deterministic", task)
+    np.testing.assert_array_equal(deterministic(obs), deterministic(obs))
+    sampled = policy_from_spec(checkpoint, task)
+    assert not np.array_equal(sampled(obs), sampled(obs))  # it samples, as when it collected data
+    with pytest.raises(ValueError, match="expected 'random'"):
+        policy_from_spec("sac.pt", task)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        policy_from_spec(str(behavior_dir / "missing.zip"), task)

@@ -106,3 +106,31 @@ def load_policy(path: str | Path):
     from stable_baselines3 import SAC
 
     return SAC.load(path, device="cpu")
+
+
+POLICY_FORMS = "'random', 'sine', PATH.zip (SAC, stochastic), PATH.zip:deterministic or PATH.onnx"
+
+
+def policy_from_spec(spec: str, task: TaskSpec, seed: int = 0):
+    """A policy `obs [n, S] -> actions [n, A]` from its description, for rollouts on the robot: 'random'
+    (None: uniform random actions), 'sine' (an open-loop gait, collect.SineGait), a SAC checkpoint PATH.zip
+    (sampling its actions, as when it collected data; seed torch for repeatable samples) or
+    PATH.zip:deterministic (its mean action), or an exported ONNX policy PATH.onnx."""
+    if spec == "random":
+        return None
+    if spec == "sine":
+        from .collect import SineGait
+
+        return SineGait(task, seed)
+    deterministic = spec.endswith(":deterministic")
+    path = spec.removesuffix(":deterministic")
+    if Path(path).suffix not in (".zip", ".onnx") or (deterministic and path.endswith(".onnx")):
+        raise ValueError(f"policy {spec!r}: expected {POLICY_FORMS}")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"policy {path} not found")
+    if path.endswith(".onnx"):
+        from .runtime import OnnxPolicy
+
+        return OnnxPolicy(path, task, "cpu", 1)
+    sac = load_policy(path)
+    return lambda obs: sac.predict(obs, deterministic=deterministic)[0]
