@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +80,19 @@ def test_reduced_precision_copies_load_and_stay_close(tmp_path, pendulum_eval_da
         assert scaled_rmse(got, expected, scale).mean() < bound, precision
         assert scaled_rmse(got, data.next_observations, scale).mean() < fp32_error + bound, precision
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ensemble_fp16.onnx", "ensemble_int8.onnx"]  # no temp files
+
+
+def test_runtime_benchmark_runs_end_to_end(tmp_path, pendulum_eval_data):
+    spec = importlib.util.spec_from_file_location("runtime_speed", BUNDLE.parents[1] / "bench" / "runtime_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(bench)
+    data = pendulum_eval_data.save(tmp_path / "eval.npz")
+    res = bench.main(["--bundle", str(BUNDLE), "--data", str(data), "--samples", "8", "--seconds", "0",
+                      "--states", "200", "--out", str(tmp_path / "speed.json")])
+    assert json.loads((tmp_path / "speed.json").read_text())["cpu_tuning"] == res["cpu_tuning"]
+    assert len(res["cpu_tuning"]) == 2 * len(bench.CPU_VARIANTS)
+    assert all(r["median_ms"] > 0 and r["calls"] > 0 for r in res["cpu_tuning"] + res["precision"]["latency"])
+    assert res["cuda_binding"] or "cuda_skipped" in res
+    assert res["precision"]["error"]["fp32"]["rmse_vs_fp32"] == 0
+    assert 0 < res["precision"]["error"]["fp16"]["rmse_vs_fp32"] < res["precision"]["error"]["int8"]["rmse_vs_fp32"]
