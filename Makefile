@@ -57,7 +57,7 @@ $(BENCH_STAMP): requirements-bench.txt $(STAMP)
 bench: setup $(BENCH_STAMP)
 	$(PY) bench/planner_speed.py
 	$(VENV)/bin/morec monitor --bundle models/halfcheetah --task halfcheetah \
-	  --policy models/behavior/halfcheetah/sac_50000.zip --variants real heavy slippery weak noisy delayed \
+	  --policies models/behavior/halfcheetah/sac_50000.zip --variants real heavy slippery weak noisy delayed \
 	  --episodes 10 --steps 1000 --window 50 --out artifacts/bench/monitor/halfcheetah.json
 	$(PY) bench/closed_loop.py
 	$(PY) bench/closed_loop.py --mode realtime --variants nominal --only "filtered MPC + prior" \

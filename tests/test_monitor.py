@@ -96,10 +96,25 @@ def test_monitor_command_writes_a_report_and_the_card(tmp_path):
     bundle = tmp_path / "bundle"
     shutil.copytree(ROOT / "models" / "halfcheetah", bundle)
     out = tmp_path / "monitor.json"
+    offline_policy = str(ROOT / "models" / "halfcheetah" / "policy.onnx")
     assert morec(["monitor", "--bundle", str(bundle), "--task", "halfcheetah", "--variants", "delayed",
+                  "--policies", "random", "sine", "--unseen-policies", offline_policy,
                   "--episodes", "2", "--steps", "120", "--window", "20", "--out", str(out), "--write-card"]) == 0
     report = json.loads(out.read_text())
     assert set(report["calibration"]["thresholds"]) == set(monitor.SIGNALS)
+    assert report["policies"] == ["random", "sine"]
     delayed = report["evaluation"]["delayed"]
     assert delayed["one_step_error"]["detection_rate"] == 1.0
+    assert report["unseen_policies"][offline_policy]["episodes"] == 2
     assert read_card(bundle)["monitor"]["calibration"] == report["calibration"]
+
+
+def test_false_alarms_count_the_unseen_episodes_that_alarm():
+    calibration = monitor.Calibration(window=3, margin=0.25, thresholds={"one_step_error": 1.0, "dynamics_reward": 0.5},
+                                      nominal_window_means={})
+    quiet = {"one_step_error": np.full(10, 0.5), "dynamics_reward": np.full(10, 0.8), "disagreement": np.ones(10)}
+    # A spike above 1.0 that the 3-transition mean still sees, and a dip that it averages away.
+    spike = {**quiet, "one_step_error": np.r_[np.full(5, 0.5), np.full(3, 1.5), np.full(2, 0.5)]}
+    dip = {**quiet, "dynamics_reward": np.r_[np.full(5, 0.8), 0.1, np.full(4, 0.8)]}
+    result = monitor.false_alarms([quiet, spike, dip], calibration)
+    assert result == {"episodes": 3, "episodes_alarmed": 1, "false_alarm_rate": 1 / 3, "signals": ["one_step_error"]}

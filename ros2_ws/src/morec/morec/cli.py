@@ -312,8 +312,10 @@ def cmd_diagnose(args) -> int:
 
 
 def cmd_monitor(args) -> int:
+    import torch
+
     from . import monitor
-    from .behavior import load_policy
+    from .behavior import policy_from_spec
     from .bundle import ENSEMBLE_ONNX, REWARD_ONNX, update_card
     from .collect import robot_episodes
     from .fileio import write_json
@@ -324,32 +326,32 @@ def cmd_monitor(args) -> int:
     dynamics = OnnxDynamics(bundle / ENSEMBLE_ONNX, "cpu", args.threads, task.obs_dim, task.action_dim)
     reward = OnnxReward(bundle / REWARD_ONNX, "cpu", args.threads, task.obs_dim, task.action_dim)
     obs_scale = np.asarray(dynamics.meta["input_std"][: task.obs_dim], np.float32)
-    policy = None
-    if args.policy != "random":
-        import torch
+    policies = {spec: policy_from_spec(spec, task, args.seed) for spec in [*args.policies, *args.unseen_policies]}
 
-        torch.manual_seed(args.seed)
-        sac = load_policy(args.policy)
-        policy = lambda obs: sac.predict(obs, deterministic=False)[0]  # noqa: E731  the data's stochastic policy
-
-    def signals(variant: str, seed: int) -> list[dict]:
-        episodes = robot_episodes(task, variant, policy, args.episodes, args.steps, seed)
+    def signals(policy: str, variant: str, seed: int) -> list[dict]:
+        torch.manual_seed(seed)  # a SAC checkpoint samples its actions with torch
+        episodes = robot_episodes(task, variant, policies[policy], args.episodes, args.steps, seed)
         return [monitor.transition_signals(dynamics, reward, obs_scale, **ep) for ep in episodes]
 
-    # Three disjoint seeds: thresholds are calibrated on one set of nominal runs and judged on others.
-    calibration = monitor.calibrate(signals("nominal", args.seed), args.window, args.margin)
-    held_out = signals("nominal", args.seed + 1000)
-    results = {variant: monitor.evaluate(held_out, signals(variant, args.seed + 2000 + 1000 * i), calibration,
-                                         task.control_period) for i, variant in enumerate(args.variants)}
-    report = {"task": task.env_id, "bundle": str(bundle), "policy": args.policy, "episodes_per_set": args.episodes,
-              "steps": args.steps, "seed": args.seed, "calibration": dataclasses.asdict(calibration),
+    # Disjoint seeds: thresholds are calibrated on one set of nominal runs of every calibration policy and
+    # judged on others, on the perturbed robot (under the first policy) and under policies never calibrated on.
+    calibration = monitor.calibrate([ep for i, spec in enumerate(args.policies)
+                                     for ep in signals(spec, "nominal", args.seed + i)], args.window, args.margin)
+    held_out = [ep for i, spec in enumerate(args.policies) for ep in signals(spec, "nominal", args.seed + 1000 + i)]
+    results = {variant: monitor.evaluate(held_out, signals(args.policies[0], variant, args.seed + 2000 + 1000 * i),
+                                         calibration, task.control_period) for i, variant in enumerate(args.variants)}
+    unseen = {spec: monitor.false_alarms(signals(spec, "nominal", args.seed + 500 + i), calibration)
+              for i, spec in enumerate(args.unseen_policies)}
+    report = {"task": task.env_id, "bundle": str(bundle), "policies": args.policies,
+              "episodes_per_set": args.episodes, "steps": args.steps, "seed": args.seed,
+              "calibration": dataclasses.asdict(calibration),
               "variants": {v: str(task.variant(v)) for v in args.variants}, "alarm_on": monitor.DEFAULT_ALARM_ON,
-              "evaluation": results,
-              "command": args.command_line}
+              "evaluation": results, "unseen_policies": unseen, "command": args.command_line}
     if args.out:
         write_json(Path(args.out), report)
     if args.write_card:
         update_card(bundle, "monitor", report)
+    print(f"calibrated on {', '.join(args.policies)}")
     print(f"{'variant':>10} {'signal':>16} {'threshold':>10} {'AUC':>6} {'detected':>9} {'false alarms':>13} "
           f"{'time to detect':>15}")
     for variant, result in results.items():
@@ -359,6 +361,9 @@ def cmd_monitor(args) -> int:
             roc = f"{row['transition_auc']:.3f}" if "transition_auc" in row else ""
             print(f"{variant:>10} {name:>16} {threshold:>10} {roc:>6} {row['detection_rate']:>9.2f} "
                   f"{row['false_alarm_rate']:>13.2f} {ttd:>15}")
+    for spec, row in unseen.items():
+        print(f"nominal robot under {spec} (not calibrated on): false alarms in {row['episodes_alarmed']} of "
+              f"{row['episodes']} episodes" + (f" ({', '.join(row['signals'])})" if row["signals"] else ""))
     return 0
 
 
@@ -391,6 +396,7 @@ ENV_ID_HELP = "the task of a D4RL or Minari dataset that does not name one (a Gy
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .behavior import POLICY_FORMS
     from .mcap_import import COMMAND_TOPIC, STATE_TOPIC
 
     parser = argparse.ArgumentParser(prog="morec", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -510,7 +516,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("monitor", help="calibrate the gap monitor on the nominal robot, measure it on a perturbed one")
     p.add_argument("--bundle", required=True)
     p.add_argument("--task", required=True)
-    p.add_argument("--policy", default="random", help="who drives the robot: 'random' or a SAC checkpoint .zip")
+    p.add_argument("--policies", nargs="+", default=["random"], metavar="POLICY",
+                   help=f"who drives the nominal robot for calibration (the first also drives the perturbed one): "
+                        f"{POLICY_FORMS}")
+    p.add_argument("--unseen-policies", nargs="*", default=[], metavar="POLICY",
+                   help="policies the calibration does not see: false alarms on the nominal robot under each")
     p.add_argument("--variants", nargs="+", default=["real"], help="perturbed robot variants of the task spec")
     p.add_argument("--episodes", type=int, default=10, help="episodes per set (calibration, nominal, perturbed)")
     p.add_argument("--steps", type=int, default=1000, help="steps per episode")

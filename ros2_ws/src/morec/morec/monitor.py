@@ -132,6 +132,16 @@ def first_alarm(series: dict[str, np.ndarray], thresholds: dict[str, float], win
     return out
 
 
+def false_alarms(nominal: list[dict[str, np.ndarray]], calibration: Calibration,
+                 alarm_on: tuple[str, ...] = DEFAULT_ALARM_ON) -> dict:
+    """How many episodes on the nominal robot raised the monitor's alarm, and on which signals: judged on
+    runs the calibration did not see (another policy, other seeds), where every alarm is a false one."""
+    first = [first_alarm(ep, calibration.thresholds, calibration.window, alarm_on) for ep in nominal]
+    alarmed = [f for f in first if f["any"] is not None]
+    return {"episodes": len(first), "episodes_alarmed": len(alarmed), "false_alarm_rate": len(alarmed) / len(first),
+            "signals": sorted({name for f in alarmed for name in alarm_on if f.get(name) is not None})}
+
+
 def evaluate(nominal: list[dict[str, np.ndarray]], perturbed: list[dict[str, np.ndarray]],
              calibration: Calibration, control_period: float, alarm_on: tuple[str, ...] = DEFAULT_ALARM_ON) -> dict:
     """Detection rate, false alarms and time to detect, per signal and for 'any' of the `alarm_on` signals.
