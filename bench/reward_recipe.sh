@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Issue 9's recipe search for the dynamics reward: one row per training option of RewardConfig, each trained on
+# the same HalfCheetah medium data and ensemble (bench/halfcheetah_reward.sh's), exported, and measured with
+# the decisive diagnostics on data from policies and a robot it never saw (bench/reward_decisive.sh).
+# About 20-30 minutes per row on one busy core; finished rows are skipped. Reports in docs/results/reward_recipe/,
+# the table from bench/summarize_recipe.py.
+#   bash bench/reward_recipe.sh                       # every row, seed 0
+#   SEED=1 bash bench/reward_recipe.sh delta default  # chosen rows, another seed
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MOREC="${MOREC:-nice -n 5 .venv/bin/python -m morec.cli}"
+DATA=artifacts/bench/halfcheetah
+RESULTS=docs/results/reward_recipe
+SEED="${SEED:-0}"
+export OMP_NUM_THREADS=1
+
+# name : RewardConfig overrides (each one change from the default, most promising first)
+declare -A ROWS=(
+  [default]=""
+  [delta]="delta_scaling=delta"
+  [multistep]="multistep_negatives=0.5 multistep_horizon=10"
+  [r1]="gradient_penalty=1.0"
+  [input_noise]="input_noise=0.1"
+  [delta_multistep]="delta_scaling=delta multistep_negatives=0.5 multistep_horizon=10"
+  [longer]="iterations=20000"
+)
+ORDER=(default delta multistep r1 input_noise delta_multistep longer)
+[ $# -gt 0 ] && ORDER=("$@")
+
+bash bench/halfcheetah_data.sh
+[ -f $DATA/ensemble/ensemble.pt ] || $MOREC train-dynamics --data $DATA/medium.npz --bundle $DATA/ensemble \
+  --threads 1 --set max_minutes=30
+mkdir -p $RESULTS
+for name in "${ORDER[@]}"; do
+  out=$RESULTS/${name}_seed$SEED.json
+  [ -f "$out" ] && { echo "done: $name seed $SEED"; continue; }
+  bundle=$DATA/recipe_${name}_seed$SEED
+  mkdir -p "$bundle"
+  cp $DATA/ensemble/ensemble.pt $DATA/ensemble/card.json "$bundle/"
+  # shellcheck disable=SC2086  # the overrides are separate words
+  $MOREC train-reward --data $DATA/medium.npz --bundle "$bundle" --threads 1 --set seed=$SEED ${ROWS[$name]}
+  $MOREC export --bundle "$bundle"
+  MOREC="$MOREC" BUNDLE="$bundle" OUT="$out" PLOT="$bundle/decisive.png" SEED=$SEED bash bench/reward_decisive.sh
+done
+.venv/bin/python bench/summarize_recipe.py $RESULTS

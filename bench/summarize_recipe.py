@@ -1,0 +1,51 @@
+"""The recipe-search table (bench/reward_recipe.sh): one row per dynamics-reward training option and seed.
+
+    .venv/bin/python bench/summarize_recipe.py docs/results/reward_recipe
+
+Each cell is the mean over the data sets from policies and a robot the reward never saw (expert, random, sine
+gait, the perturbed robot under the medium policy); the issue's targets: termination AUROC of r_D >= 0.75 and
+above the disagreement's, pooled Pearson(r_D, log error) <= -0.3, the filter's choice at most 0.9x a random
+candidate's error and not worse than the free baseline's. Writes table.md beside the reports and prints it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from morec.fileio import atomic_path
+
+UNSEEN = ("expert", "random", "sine", "medium_real")
+
+
+def row(report: dict) -> dict:
+    sets = [report["summary"][name]["decisive"] for name in UNSEEN if name in report["summary"]]
+    mean = lambda f: float(np.mean([f(d) for d in sets]))  # noqa: E731
+    return {"auroc_rd": mean(lambda d: d["termination_auroc"]["r_D"]),
+            "auroc_disagreement": mean(lambda d: d["termination_auroc"]["disagreement"]),
+            "pearson": mean(lambda d: d["pooled_pearson_log_mae"]),
+            "choice_rd": mean(lambda d: d["choice_error_vs_random"]["r_D"]),
+            "choice_free": mean(lambda d: d["choice_error_vs_random"]["free_baseline"]),
+            "targets_met": sum(sum(d["targets_met"].values()) for d in sets), "targets": 3 * len(sets)}
+
+
+def main() -> None:
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/results/reward_recipe")
+    lines = ["| row | seed | termination AUROC r_D / disagreement | pooled Pearson | choice error vs random: "
+             "r_D / free baseline | targets met |", "| --- | --- | --- | --- | --- | --- |"]
+    for path in sorted(folder.glob("*_seed*.json")):
+        name, _, seed = path.stem.rpartition("_seed")
+        r = row(json.loads(path.read_text()))
+        lines.append(f"| {name} | {seed} | {r['auroc_rd']:.3f} / {r['auroc_disagreement']:.3f} | {r['pearson']:+.3f} | "
+                     f"{r['choice_rd']:.3f} / {r['choice_free']:.3f} | {r['targets_met']} of {r['targets']} |")
+    table = "\n".join(lines) + "\n"
+    with atomic_path(folder / "table.md") as tmp:
+        tmp.write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
