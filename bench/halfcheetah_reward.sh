@@ -2,7 +2,7 @@
 # The experiment behind the README's "does the filter help?" table, from shipped behaviour policies
 # to the diagnostics report. About 1 h on 2 cores; results in artifacts/bench/halfcheetah/.
 #   bash bench/halfcheetah_reward.sh            # the default configuration
-#   EXTRA="noise_negatives=0.5" NAME=noise bash bench/halfcheetah_reward.sh   # an ablation (reuses data + ensemble)
+#   EXTRA="--noise-negatives 0.5" NAME=noise bash bench/halfcheetah_reward.sh   # an ablation (reuses data + ensemble)
 #   DISTILL_FROM=default TEACHER_SNAPSHOTS=5 NAME=distilled bash bench/halfcheetah_reward.sh   # one net for 5 snapshots
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,16 +18,16 @@ MOREC="$MOREC" bash bench/halfcheetah_data.sh
 
 # The ensemble is shared by every reward variant.
 [ -f $OUT/ensemble/ensemble.pt ] || $MOREC train-dynamics --data $OUT/medium.npz --bundle $OUT/ensemble \
-  --threads "$THREADS" --set max_minutes=30
+  --threads "$THREADS" --max-minutes 30
 
 BUNDLE=$OUT/reward_$NAME
 if [ -n "${DISTILL_FROM:-}" ]; then
   $MOREC distill-reward --bundle $OUT/reward_$DISTILL_FROM --data $OUT/medium.npz --out "$BUNDLE" \
-    --threads "$THREADS" ${TEACHER_SNAPSHOTS:+--snapshots $TEACHER_SNAPSHOTS} ${EXTRA:+--set $EXTRA}
+    --threads "$THREADS" ${TEACHER_SNAPSHOTS:+--snapshots $TEACHER_SNAPSHOTS} ${EXTRA:-}
 else
   mkdir -p "$BUNDLE"
   cp $OUT/ensemble/ensemble.pt $OUT/ensemble/card.json "$BUNDLE/"
-  $MOREC train-reward --data $OUT/medium.npz --bundle "$BUNDLE" --threads "$THREADS" ${EXTRA:+--set $EXTRA}
+  $MOREC train-reward --data $OUT/medium.npz --bundle "$BUNDLE" --threads "$THREADS" ${EXTRA:-}
 fi
 $MOREC export --bundle "$BUNDLE"
 $MOREC diagnose --bundle "$BUNDLE" --train-data $OUT/medium.npz \

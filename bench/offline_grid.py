@@ -8,6 +8,7 @@ cluster instead (`pip install ray`), one CPU-bound cell per worker.
 
     .venv/bin/python bench/offline_grid.py --methods morec-mopo mopo --seeds 0 1 2
     .venv/bin/python bench/offline_grid.py --datasets halfcheetah-medium --steps 100000 --ray local
+    .venv/bin/python bench/offline_grid.py --seeds 0 --rollout-batch 1000   # any other flag goes to every cell
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def cell_command(method: str, dataset: str, seed: int, steps: int, extra: list[s
            "--threads", str(threads)]
     cmd += [] if morec else ["--no-morec"]
     cmd += ["--resume"] if (run / "checkpoint.pt").exists() else []
-    cmd += ["--set", f"steps={steps}", *extra]
+    cmd += ["--steps", str(steps), *extra]
     return cmd, result
 
 
@@ -44,22 +45,23 @@ def run_cell(cmd: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # allow_abbrev=False: a cell's flag (--seed) must not be taken for an abbreviation of the grid's (--seeds).
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=100_000, help="gradient steps per cell (the same for every method)")
-    p.add_argument("--set", nargs="*", default=[], help="OfflineRLConfig overrides for every cell")
     p.add_argument("--ray", help="submit cells to Ray: 'local' starts a local instance, else an address or 'auto'")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads per cell (1 keeps a cell fast beside other work on a small machine)")
     p.add_argument("--root", type=Path, default=ROOT, help="where artifacts/ and docs/results/ are")
-    args = p.parse_args(argv)
+    args, extra = p.parse_known_args(argv)  # the rest: `morec train-policy` flags for every cell
 
     cells = [(m, d, s) for s in args.seeds for d in args.datasets for m in args.methods]
     todo = []
     for cell in cells:
-        cmd, result = cell_command(*cell, args.steps, args.set, args.root, args.threads)
+        cmd, result = cell_command(*cell, args.steps, extra, args.root, args.threads)
         print(f"{'done' if result.exists() else 'to run':>7}  {cell[0]} {cell[1]} seed {cell[2]}", flush=True)
         if not result.exists():
             todo.append(cmd)

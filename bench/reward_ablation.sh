@@ -8,18 +8,18 @@ cd "$(dirname "$0")/.."
 OUT=artifacts/bench/halfcheetah
 [ -f $OUT/reward_default/report.json ] || bash bench/halfcheetah_reward.sh
 
-# name : RewardConfig (or DistillConfig) overrides
+# name : RewardConfig (or DistillConfig) flags
 VARIANTS=(
-  "noise:noise_negatives=0.5"                  # half the negatives are data with noise on s'
-  "anchor10:gen_nll_coef=10.0"                 # a generator held 10x closer to the data
-  "calibrate_generator:calibrate_on=generator" # the literal calibration on the generator's samples
+  "noise:--noise-negatives 0.5"                   # half the negatives are data with noise on s'
+  "anchor10:--gen-nll-coef 10.0"                  # a generator held 10x closer to the data
+  "calibrate_generator:--calibrate-on generator"  # the literal calibration on the generator's samples
 )
 # One discriminator distilled from 5 snapshots (the snapshot sweep shows 5 rank like 40; distilling all
 # 40 costs 8x the teacher passes), at the teacher's width and at a quarter of it (the shipped bundle's).
 [ -f $OUT/reward_distilled/report.json ] || \
   DISTILL_FROM=default TEACHER_SNAPSHOTS=5 NAME=distilled SWEEP=1 bash bench/halfcheetah_reward.sh
 [ -f $OUT/reward_distilled_w25/report.json ] || DISTILL_FROM=default TEACHER_SNAPSHOTS=5 NAME=distilled_w25 \
-  SWEEP=1 EXTRA="width=0.25 steps=4000" bash bench/halfcheetah_reward.sh
+  SWEEP=1 EXTRA="--width 0.25 --steps 4000" bash bench/halfcheetah_reward.sh
 for variant in "${VARIANTS[@]}"; do
   name=${variant%%:*}
   [ -f $OUT/reward_$name/report.json ] || NAME=$name EXTRA=${variant#*:} SWEEP=1 bash bench/halfcheetah_reward.sh

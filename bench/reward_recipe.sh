@@ -14,22 +14,22 @@ RESULTS=docs/results/reward_recipe
 SEED="${SEED:-0}"
 export OMP_NUM_THREADS=1
 
-# name : RewardConfig overrides (each one change from the default, most promising first)
+# name : RewardConfig flags (each one change from the default, most promising first)
 declare -A ROWS=(
   [default]=""
-  [delta]="delta_scaling=delta"
-  [multistep]="multistep_negatives=0.5 multistep_horizon=10"
-  [r1]="gradient_penalty=1.0"
-  [input_noise]="input_noise=0.1"
-  [delta_multistep]="delta_scaling=delta multistep_negatives=0.5 multistep_horizon=10"
-  [longer]="iterations=20000"
+  [delta]="--delta-scaling delta"
+  [multistep]="--multistep-negatives 0.5 --multistep-horizon 10"
+  [r1]="--gradient-penalty 1.0"
+  [input_noise]="--input-noise 0.1"
+  [delta_multistep]="--delta-scaling delta --multistep-negatives 0.5 --multistep-horizon 10"
+  [longer]="--iterations 20000"
 )
 ORDER=(default delta multistep r1 input_noise delta_multistep longer)
 [ $# -gt 0 ] && ORDER=("$@")
 
 bash bench/halfcheetah_data.sh
 [ -f $DATA/ensemble/ensemble.pt ] || $MOREC train-dynamics --data $DATA/medium.npz --bundle $DATA/ensemble \
-  --threads 1 --set max_minutes=30
+  --threads 1 --max-minutes 30
 mkdir -p $RESULTS
 for name in "${ORDER[@]}"; do
   out=$RESULTS/${name}_seed$SEED.json
@@ -37,8 +37,8 @@ for name in "${ORDER[@]}"; do
   bundle=$DATA/recipe_${name}_seed$SEED
   mkdir -p "$bundle"
   cp $DATA/ensemble/ensemble.pt $DATA/ensemble/card.json "$bundle/"
-  # shellcheck disable=SC2086  # the overrides are separate words
-  $MOREC train-reward --data $DATA/medium.npz --bundle "$bundle" --threads 1 --set seed=$SEED ${ROWS[$name]}
+  # shellcheck disable=SC2086  # the flags are separate words
+  $MOREC train-reward --data $DATA/medium.npz --bundle "$bundle" --threads 1 --seed $SEED ${ROWS[$name]}
   $MOREC export --bundle "$bundle"
   MOREC="$MOREC" BUNDLE="$bundle" OUT="$out" PLOT="$bundle/decisive.png" SEED=$SEED bash bench/reward_decisive.sh
 done

@@ -3,7 +3,7 @@
 # (bench/halfcheetah_reward.sh), built for the 50 ms control period:
 #   - the ensemble's 5 elites only (the filter never uses the other 2 members);
 #   - one discriminator a quarter of the teacher's width, distilled from 5 of the 40 reward snapshots
-#     (`morec distill-reward --snapshots 5 --set width=0.25 steps=4000`; the README's ablation table
+#     (`morec distill-reward --snapshots 5 --width 0.25 --steps 4000`; the README's ablation table
 #     shows what each step costs in ranking, the speed table what it saves);
 #   - the card, with the student's diagnostics and the gap monitor's calibration (`morec monitor
 #     --write-card`, 10 nominal episodes per set; the README's gap monitor table).
@@ -14,7 +14,7 @@ SRC=artifacts/bench/halfcheetah/reward_$NAME
 DST=models/halfcheetah
 PY=.venv/bin/python
 [ -f $SRC/report.json ] || DISTILL_FROM=default TEACHER_SNAPSHOTS=5 NAME=$NAME SWEEP=1 \
-  EXTRA="width=0.25 steps=4000" bash bench/halfcheetah_reward.sh
+  EXTRA="--width 0.25 --steps 4000" bash bench/halfcheetah_reward.sh
 work=$(mktemp -d)
 cp $SRC/ensemble.pt $SRC/dynamics_reward.pt $SRC/card.json "$work/"
 $PY -m morec.cli export --bundle "$work"
@@ -30,7 +30,7 @@ PYEOF
 mkdir -p $DST
 cp "$work/ensemble.onnx" "$work/dynamics_reward.onnx" "$work/card.json" $DST/
 rm -rf "$work"
-.venv/bin/morec monitor --bundle $DST --task halfcheetah --policy models/behavior/halfcheetah/sac_50000.zip \
+.venv/bin/morec monitor --bundle $DST --task halfcheetah --policies models/behavior/halfcheetah/sac_50000.zip \
   --variants real heavy slippery weak noisy delayed --episodes 10 --steps 1000 --window 50 \
   --out artifacts/bench/monitor/halfcheetah.json --write-card
 ls -la $DST

@@ -14,17 +14,17 @@ OUT=models/inverted_pendulum
 
 # SAC reaches return 1000 by 16k steps; the checkpoint nearest a third of that (12k steps, return
 # 156) is "medium", and its replay buffer is the data. Skipped when already trained (same command).
-SAC=(behavior train --task inverted_pendulum --out "$WORK/behavior" --steps 20000 --seed 0
-     --set checkpoint_every=4000 learning_starts=1000 eval_episodes=3)
+SAC=(behavior train --task inverted_pendulum --out "$WORK/behavior" --total-steps 20000 --seed 0
+     --checkpoint-every 4000 --learning-starts 1000 --eval-episodes 3)
 if [ ! -f "$WORK/behavior/checkpoints.json" ]; then
   $MOREC "${SAC[@]}"
 fi
 $MOREC collect --task inverted_pendulum --level medium-replay --behavior "$WORK/behavior" \
   --out "$WORK/medium_replay.npz"
 $MOREC train-dynamics --data "$WORK/medium_replay.npz" --bundle "$WORK/bundle" --threads 1 \
-  --set hidden=64,64 weight_decay=2.5e-5,5e-5,1e-4 max_epochs=100
+  --hidden 64 64 --weight-decay 2.5e-5 5e-5 1e-4 --max-epochs 100
 $MOREC train-reward --data "$WORK/medium_replay.npz" --bundle "$WORK/bundle" --threads 1 \
-  --set iterations=1500 keep_snapshots=6 snapshot_stride=3 noise_negatives=0.5
+  --iterations 1500 --keep-snapshots 6 --snapshot-stride 3 --noise-negatives 0.5
 $MOREC export --bundle "$WORK/bundle"
 
 # The card also records where the data came from (the collect and SAC commands, the checkpoints).

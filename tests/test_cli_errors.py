@@ -20,22 +20,37 @@ def error_of(argv, capsys) -> str:
 
 
 def test_a_tuple_override_written_as_a_python_tuple_names_the_key_and_the_form(tmp_path, capsys):
-    line = error_of(["train-dynamics", "--data", "x.npz", "--bundle", str(tmp_path), "--set", "hidden=(32,32)"], capsys)
-    assert "hidden" in line and "200,200,200,200" in line
+    line = error_of(["train-dynamics", "--data", "x.npz", "--bundle", str(tmp_path), "--hidden", "(32,32)"], capsys)
+    assert "--hidden" in line and "200 200 200 200" in line and "(32,32)" in line
 
 
 def test_an_override_the_config_rejects_gives_its_reason(tmp_path, capsys):
     line = error_of(["train-policy", "--bundle", "models/inverted_pendulum", "--data", "x.npz", "--level", "random",
-                     "--out", str(tmp_path), "--set", "real_ratio=2"], capsys)
-    assert "x.npz" in line  # the missing dataset is found first
-    data = tmp_path / "d.npz"
-    from morec.collect import rollout_dataset
-    from morec.task_spec import load_task_spec
+                     "--out", str(tmp_path), "--real-ratio", "2"], capsys)
+    assert line.startswith("morec train-policy: error:") and "real_ratio" in line
+    assert "x.npz" not in line  # refused by the parser, before any data is read
 
-    rollout_dataset(load_task_spec("inverted_pendulum"), None, 50, 0, "random", progress=False).save(data)
-    line = error_of(["train-policy", "--bundle", "models/inverted_pendulum", "--data", str(data), "--level", "random",
-                     "--out", str(tmp_path / "run"), "--set", "real_ratio=2"], capsys)
-    assert "real_ratio" in line
+
+def test_a_value_of_the_wrong_type_names_the_flag_and_the_value(tmp_path, capsys):
+    line = error_of(["train-dynamics", "--data", "x.npz", "--bundle", str(tmp_path), "--members", "3.5"], capsys)
+    assert "--members" in line and "3.5" in line and "INT" in line
+
+
+def test_an_unknown_flag_is_named(tmp_path, capsys):
+    line = error_of(["train-reward", "--data", "x.npz", "--bundle", str(tmp_path), "--iteration", "5"], capsys)
+    assert line.startswith("morec train-reward: error:") and "--iteration 5" in line
+
+
+def test_the_old_set_form_says_what_replaced_it(tmp_path, capsys):
+    line = error_of(["train-dynamics", "--data", "x.npz", "--bundle", str(tmp_path), "--set", "hidden=64,64"], capsys)
+    assert "--set hidden=64,64" in line and "--key a b" in line
+
+
+def test_a_missing_flag_a_bad_choice_and_a_missing_command_are_named(tmp_path, capsys):
+    assert "missing --bundle" in error_of(["train-dynamics", "--data", "x.npz"], capsys)
+    line = error_of(["collect", "--task", "inverted_pendulum", "--level", "good", "--out", "d.npz"], capsys)
+    assert "--level" in line and "'good'" in line and "medium-replay" in line
+    assert error_of(["behavior"], capsys) == "morec behavior: error: choose a command: train"
 
 
 def test_a_negative_step_count_is_refused_by_the_parser(tmp_path, capsys):

@@ -326,9 +326,10 @@ def cli_error(argv, capsys) -> str:
 
 
 def policy_argv(data, tmp_path, *extra):
-    """train-policy with an override its config refuses: it fails right after the data is read and its task found."""
-    return ["train-policy", "--bundle", "models/inverted_pendulum", "--data", str(data), "--level", "random",
-            "--out", str(tmp_path / "run"), "--set", "real_ratio=2", *extra]
+    """train-policy with a level its task has no settings for: it fails right after the data is read and its task
+    found."""
+    return ["train-policy", "--bundle", "models/inverted_pendulum", "--data", str(data), "--level", "expert",
+            "--out", str(tmp_path / "run"), *extra]
 
 
 def pendulum_data() -> Dataset:
@@ -343,10 +344,11 @@ def test_training_commands_read_d4rl_and_minari_datasets(tmp_path, capsys, minar
     sources = [write_d4rl(tmp_path / "d.hdf5", d4rl_arrays(ds), env_id="InvertedPendulum-v5"),
                export_minari(ds, "pendulum-cli-v0", **AUTHOR), "pendulum-cli-v0"]
     for source in sources:
-        assert "real_ratio" in cli_error(policy_argv(source, tmp_path), capsys), source
+        assert "inverted_pendulum.yaml" in cli_error(policy_argv(source, tmp_path), capsys), source
     unnamed = write_d4rl(tmp_path / "unnamed.hdf5", d4rl_arrays(ds))
     assert "--env-id" in cli_error(policy_argv(unnamed, tmp_path), capsys)
-    assert "real_ratio" in cli_error(policy_argv(unnamed, tmp_path, "--env-id", "InvertedPendulum-v5"), capsys)
+    assert "inverted_pendulum.yaml" in cli_error(policy_argv(unnamed, tmp_path, "--env-id", "InvertedPendulum-v5"),
+                                                 capsys)
 
 
 @pytest.mark.parametrize("content", [b"observations,actions\n0.1,0.2\n", np.random.default_rng(1).bytes(4096)])

@@ -14,7 +14,7 @@ spec = importlib.util.spec_from_file_location("offline_grid", ROOT / "bench" / "
 offline_grid = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(offline_grid)
 
-TINY = ["eval_every=30", "eval_episodes=1", "rollout_batch=32", "rollout_every=30"]
+TINY = ["--eval-every", "30", "--eval-episodes", "1", "--rollout-batch", "32", "--rollout-every", "30"]
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def pendulum_cells(tmp_path, monkeypatch):
     monkeypatch.setitem(offline_grid.DATASETS, "inverted_pendulum-random",
                         (str(data), str(ROOT / "models" / "inverted_pendulum"), "random"))
     return ["--datasets", "inverted_pendulum-random", "--methods", "morec-mopo", "mopo", "--seeds", "0",
-            "--steps", "30", "--root", str(tmp_path), "--set", *TINY]
+            "--steps", "30", "--root", str(tmp_path), *TINY]
 
 
 def test_two_cells_run_on_a_local_ray_instance_and_finished_cells_are_skipped(pendulum_cells, tmp_path, capsys):

@@ -13,10 +13,12 @@ def test_cli_pipeline_on_inverted_pendulum(tmp_path):
                  "--out", str(data)]) == 0
     assert main(["collect", "--task", "inverted_pendulum", "--level", "random", "--steps", "800", "--seed", "7",
                  "--out", str(held_out)]) == 0
-    assert main(["train-dynamics", "--data", str(data), "--bundle", str(bundle), "--threads", "1", "--set",
-                 "hidden=64,64", "weight_decay=2.5e-5,5e-5,1e-4", "max_epochs=15", "batch_size=128"]) == 0
-    assert main(["train-reward", "--data", str(data), "--bundle", str(bundle), "--threads", "1", "--set",
-                 "iterations=600", "keep_snapshots=30", "snapshot_stride=3", "calibration_size=512"]) == 0
+    assert main(["train-dynamics", "--data", str(data), "--bundle", str(bundle), "--threads", "1",
+                 "--hidden", "64", "64", "--weight-decay", "2.5e-5", "5e-5", "1e-4", "--max-epochs", "15",
+                 "--batch-size", "128"]) == 0
+    assert main(["train-reward", "--data", str(data), "--bundle", str(bundle), "--threads", "1",
+                 "--iterations", "600", "--keep-snapshots", "30", "--snapshot-stride", "3",
+                 "--calibration-size", "512"]) == 0
     assert main(["export", "--bundle", str(bundle), "--snapshots", "5"]) == 0
     report_path = tmp_path / "report.json"
     assert main(["diagnose", "--bundle", str(bundle), "--train-data", str(data), "--eval-data",

@@ -32,7 +32,7 @@ setup(
         *share("models"),  # the default bundles and behaviour policies
     ],
     python_requires=">=3.10",
-    install_requires=["numpy", "pyyaml", "pydantic>=2", "tqdm"],
+    install_requires=["numpy", "pyyaml", "pydantic>=2", "tqdm", "tyro"],
     extras_require={
         "learn": ["torch", "gymnasium[mujoco]", "mujoco", "stable-baselines3", "scipy", "matplotlib"],
         "onnx": ["onnx", "onnxruntime"],

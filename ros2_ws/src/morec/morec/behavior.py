@@ -24,8 +24,13 @@ class SACConfig:
     eval_episodes: int = 5
     learning_starts: int = 10_000
     seed: int = 0
-    # Keep every checkpoint's replay buffer up to this many steps (medium-replay data comes from one).
+    #: Keep every checkpoint's replay buffer up to this many steps (medium-replay data comes from one).
     save_replay_up_to: int = 300_000
+
+    def __post_init__(self):
+        if self.total_steps < 1 or self.checkpoint_every < 1:
+            raise ValueError(f"total_steps and checkpoint_every must be at least 1, got {self.total_steps} and "
+                             f"{self.checkpoint_every}")
 
 
 def evaluate_policy(policy, task: TaskSpec, episodes: int, seed: int) -> tuple[float, float]:

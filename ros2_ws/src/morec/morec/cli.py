@@ -1,85 +1,356 @@
 """`morec`: the command line of morec-stack's learning core.
 
-    morec behavior train   train SAC behaviour policies (checkpoints with their returns)
-    morec collect          write an offline dataset from a behaviour policy
+    morec behavior train     train SAC behaviour policies (checkpoints with their returns)
+    morec collect            write an offline dataset from a behaviour policy
     morec dataset from-mcap  a recording (morec_record, ros2 bag record -s mcap) into a dataset
-    morec train-dynamics   fit the probabilistic ensemble
-    morec train-reward     learn the MOREC dynamics reward
-    morec distill-reward   one discriminator in place of the snapshot history (one snapshot's scoring cost)
-    morec export           export both to ONNX (with a parity check)
-    morec export-policy    export a SAC behaviour policy to ONNX for the controller's policy mode
-    morec train-policy     offline policy learning on filtered model rollouts (MOPO / MOBILE, +- MOREC)
-    morec diagnose         does the filter help? error curves, ranking vs a free baseline, termination AUROC (JSON + PNG)
-    morec monitor          calibrate the sim-to-real gap monitor and measure it on a perturbed robot
-    morec report           figures of a dataset, a bundle or a recording: PNGs and one self-contained HTML page
-    morec demo             the end-to-end pipeline on the tiny task
-    morec up               start the ROS 2 nodes of a launch config (sim, dynamics, filter, controller)
+    morec train-dynamics     fit the probabilistic ensemble
+    morec train-reward       learn the MOREC dynamics reward
+    morec distill-reward     one discriminator in place of the snapshot history (one snapshot's scoring cost)
+    morec export             export both to ONNX (with a parity check)
+    morec export-policy      export a SAC behaviour policy to ONNX for the controller's policy mode
+    morec train-policy       offline policy learning on filtered model rollouts (MOPO / MOBILE, +- MOREC)
+    morec diagnose           does the filter help? error curves, ranking vs a free baseline, termination AUROC
+    morec monitor            calibrate the sim-to-real gap monitor and measure it on a perturbed robot
+    morec report             figures of a dataset, a bundle or a recording: PNGs and one self-contained HTML page
+    morec up                 start the ROS 2 nodes of a launch config (sim, dynamics, filter, controller)
+
+Each command's flags are the fields of a dataclass below, and a training command's flags include every
+field of its config dataclass (EnsembleConfig, RewardConfig, ...): tyro turns them into typed flags with
+their defaults and help, so the command line cannot drift from the configs. `morec COMMAND --help` lists them; a
+config field's comment, inline or marked `#:` above it, is its help.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import shlex
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal, Union
 
 import numpy as np
+import tyro
+from tyro import _errors
+from tyro.conf import FlagCreatePairsOff, OmitArgPrefixes, Positional, Suppress, arg, subcommand
+
+from .behavior import POLICY_FORMS, SACConfig
+from .dynamics_reward import DistillConfig, RewardConfig
+from .ensemble import EnsembleConfig
+from .mcap_import import COMMAND_TOPIC, STATE_TOPIC
+from .offline_rl import OfflineRLConfig
+
+# Every command that reads a dataset opens it with interop.load_dataset.
+DATA_HELP = "a morec .npz, a D4RL HDF5 file, or a Minari dataset (directory or id)"
+ENV_ID_HELP = "the task of a D4RL or Minari dataset that does not name one (a Gymnasium id or task name)"
 
 
-def apply_overrides(cfg, overrides: list[str]):
-    """`key=value` pairs onto a config dataclass, with the field's own type (tuples as a,b,c)."""
-    fields = {f.name: f for f in dataclasses.fields(cfg)}
-    changes = {}
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep or key not in fields:
-            raise SystemExit(f"bad --set {item!r}: expected key=value with key one of {sorted(fields)}")
-        current = getattr(cfg, key)
-        try:
-            if isinstance(current, tuple):
-                kind = type(current[0]) if current else float
-                changes[key] = tuple(kind(v) for v in value.split(","))
-            elif isinstance(current, bool):
-                if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
-                    raise ValueError("expected true or false")
-                changes[key] = value.lower() in ("1", "true", "yes")
-            elif current is None:
-                changes[key] = None if value.lower() == "none" else float(value)
-            else:
-                changes[key] = None if value.lower() == "none" else type(current)(value)
-        except ValueError as err:
-            example = ",".join(str(v) for v in current) if isinstance(current, tuple) else current
-            raise SystemExit(f"bad --set {item!r}: {key} takes a value like {example!r} ({err})") from None
-    try:
-        return dataclasses.replace(cfg, **changes)
-    except ValueError as err:  # the config's own validation (__post_init__)
-        raise SystemExit(f"bad --set {' '.join(overrides)}: {err}") from None
+def _at_least_one(**values: int) -> None:
+    for flag, value in values.items():
+        if value < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number above zero."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+# ---- the commands' flags: one dataclass per command, fields become flags (`env_id` -> `--env-id`) ------------
 
 
-def cmd_behavior_train(args) -> int:
-    from .behavior import SACConfig, train_sac
+@dataclass(kw_only=True)
+class Command:
+    argv: list[str] = field(init=False, repr=False, default_factory=list)  # set by main(), not a flag
+
+    @property
+    def command_line(self) -> str:
+        """Recorded in data and model cards."""
+        return "morec " + shlex.join(self.argv)
+
+
+@dataclass(kw_only=True)
+class BehaviorTrain(Command):
+    """train SAC with stable-baselines3, checkpointing with returns"""
+
+    task: str
+    out: str
+    """directory for checkpoints and checkpoints.json"""
+    cfg: Annotated[SACConfig, OmitArgPrefixes] = field(default_factory=SACConfig)
+
+
+@dataclass(kw_only=True)
+class Collect(Command):
+    """write an offline dataset"""
+
+    task: str
+    level: Literal["random", "medium", "expert", "medium-replay", "medium-expert", "sine"]
+    """D4RL-style levels, or sine: an open-loop periodic gait (evaluation data)"""
+    variant: str = "nominal"
+    """robot variant of the task spec (its physics only: no sensor noise or delay)"""
+    behavior: str | None = None
+    """directory of `morec behavior train` (all levels but random)"""
+    steps: int = 100_000
+    seed: int = 0
+    checkpoint: str | None = None
+    """use this checkpoint file (e.g. sac_50000.zip) instead of choosing by return"""
+    d4rl_reference: bool = False
+    """medium = a third of the D4RL expert return instead of the best checkpoint's"""
+    out: str
+    """output .npz"""
+
+    def __post_init__(self):
+        _at_least_one(steps=self.steps)
+
+
+@dataclass(kw_only=True)
+class DatasetFromMcap(Command):
+    """a recording's transitions (JointState + Float64MultiArray commands, paired by time) as a dataset;
+    see docs/recording.md"""
+
+    recording: Positional[str]
+    """an .mcap file, or a rosbag2 folder (metadata.yaml + .mcap files)"""
+    task: str | None = None
+    """task spec mapping joints to observations, with reward and termination (default: the task morec_record
+    stored in the recording)"""
+    out: str
+    """output .npz"""
+    state_topic: str = STATE_TOPIC
+    """sensor_msgs/JointState"""
+    command_topic: str = COMMAND_TOPIC
+    """std_msgs/Float64MultiArray"""
+    recover: bool = False
+    """read truncated files (a killed recorder's) up to their last complete chunk"""
+    skip_inconsistent: bool = False
+    """leave out segments inconsistent with the task's control period instead of failing"""
+
+
+@dataclass(kw_only=True)
+class TrainDynamics(Command):
+    """fit the probabilistic ensemble into a bundle directory"""
+
+    data: Annotated[str, arg(help=DATA_HELP)]
+    env_id: Annotated[str | None, arg(help=ENV_ID_HELP)] = None
+    bundle: str
+    threads: int = 2
+    """torch CPU threads"""
+    cfg: Annotated[EnsembleConfig, OmitArgPrefixes] = field(default_factory=EnsembleConfig)
+
+
+@dataclass(kw_only=True)
+class TrainReward(Command):
+    """learn the MOREC dynamics reward into a bundle directory (next to its ensemble)"""
+
+    data: Annotated[str, arg(help=DATA_HELP)]
+    env_id: Annotated[str | None, arg(help=ENV_ID_HELP)] = None
+    bundle: str
+    threads: int = 2
+    """torch CPU threads"""
+    cfg: Annotated[RewardConfig, OmitArgPrefixes] = field(default_factory=RewardConfig)
+
+
+@dataclass(kw_only=True)
+class DistillReward(Command):
+    """one discriminator that scores like the whole snapshot history"""
+
+    bundle: str
+    """bundle with ensemble.pt and dynamics_reward.pt (the teacher)"""
+    data: Annotated[str, arg(help=f"the training data of the bundle: {DATA_HELP}")]
+    env_id: Annotated[str | None, arg(help=ENV_ID_HELP)] = None
+    out: str
+    """new bundle directory (ensemble copied, distilled reward)"""
+    snapshots: int | None = None
+    """distil this many of the teacher's snapshots, evenly spaced (as `morec export --snapshots`)"""
+    threads: int = 2
+    """torch CPU threads"""
+    cfg: Annotated[DistillConfig, OmitArgPrefixes] = field(default_factory=DistillConfig)
+
+
+@dataclass(kw_only=True)
+class Export(Command):
+    """export a bundle's models to ONNX"""
+
+    bundle: str
+    all_members: bool = False
+    """keep every ensemble member in the graph (default: the elites only, all the filter uses)"""
+    snapshots: int | None = None
+    """export only this many reward snapshots, evenly spaced (cheaper scoring; `morec diagnose --snapshot-sweep`
+    shows the cost)"""
+
+
+@dataclass(kw_only=True)
+class ExportPolicy(Command):
+    """export a SAC behaviour policy's deterministic actor to ONNX"""
+
+    policy: str
+    """stable-baselines3 SAC checkpoint .zip"""
+    task: str
+    """the task it was trained on (checked against its spaces)"""
+    out: str
+    """output .onnx"""
+
+
+@dataclass(kw_only=True)
+class TrainPolicy(Command):
+    """offline SAC on filtered model rollouts. The config flags' defaults give way to the task's settings in
+    sim/offline_rl/<task>.yaml (penalty coefficient by --level, rollout settings); a flag given here wins."""
+
+    bundle: str
+    """bundle with ensemble.onnx (and dynamics_reward.onnx for MOREC)"""
+    data: Annotated[str, arg(help=f"the offline dataset, start states and the real share of batches: {DATA_HELP}")]
+    env_id: Annotated[str | None, arg(help=ENV_ID_HELP)] = None
+    level: str
+    """dataset level (medium, medium-replay, ...): picks the penalty coefficient in sim/offline_rl/<task>.yaml"""
+    out: str
+    """run directory: log.csv, checkpoint.pt, policy.onnx, critic.onnx"""
+    result: str | None = None
+    """result JSON (default OUT/result.json)"""
+    resume: bool = False
+    """continue from OUT/checkpoint.pt"""
+    cfg: Annotated[OfflineRLConfig, OmitArgPrefixes] = field(default_factory=OfflineRLConfig)
+
+
+@dataclass(kw_only=True)
+class Diagnose(Command):
+    """measure the filter on held-out data (torch checkpoints of the bundle, else its ONNX graphs)"""
+
+    bundle: str
+    train_data: Annotated[str, arg(help=DATA_HELP)]
+    eval_data: Annotated[tuple[str, ...], arg(metavar="NAME=PATH [NAME=PATH ...]")]
+    """datasets as --train-data"""
+    env_id: Annotated[str | None, arg(help=ENV_ID_HELP)] = None
+    horizon: int = 50
+    starts: int = 200
+    transitions: int = 2000
+    seed: int = 0
+    out: str
+    """report JSON"""
+    plot: str | None = None
+    """report PNG"""
+    snapshot_sweep: Annotated[tuple[int, ...], arg(metavar="K [K ...]")] = ()
+    """also measure rewards averaging only K of the snapshots (e.g. 1 5 10 40; torch bundles)"""
+    threads: int = 1
+    """torch / ONNX Runtime CPU threads"""
+
+    def __post_init__(self):
+        bad = [s for s in self.eval_data if "=" not in s] or ([] if self.eval_data else ["nothing"])
+        if bad:
+            raise ValueError(f"--eval-data takes NAME=PATH pairs, got {bad[0]!r}")
+
+
+@dataclass(kw_only=True)
+class Monitor(Command):
+    """calibrate the gap monitor on the nominal robot, measure it on a perturbed one"""
+
+    bundle: str
+    task: str
+    policies: Annotated[tuple[str, ...], arg(metavar="POLICY [POLICY ...]", help=(
+        f"who drives the nominal robot for calibration (the first also drives the perturbed one): {POLICY_FORMS}"))
+    ] = ("random",)
+    unseen_policies: Annotated[tuple[str, ...], arg(metavar="POLICY [POLICY ...]")] = ()
+    """policies the calibration does not see: false alarms on the nominal robot under each"""
+    variants: tuple[str, ...] = ("real",)
+    """perturbed robot variants of the task spec"""
+    episodes: int = 10
+    """episodes per set (calibration, nominal, perturbed)"""
+    steps: int = 1000
+    """steps per episode"""
+    window: int = 50
+    """transitions the monitor averages"""
+    margin: float = 0.25
+    """threshold margin beyond the calibration extreme"""
+    threads: int = 1
+    """ONNX Runtime threads"""
+    seed: int = 0
+    out: str | None = None
+    """report JSON"""
+    write_card: bool = False
+    """store the thresholds in the bundle's card.json, where the filter node reads them"""
+
+    def __post_init__(self):
+        if not self.policies:
+            raise ValueError("--policies needs at least one policy")
+
+
+@dataclass(kw_only=True)
+class Report(Command):
+    """PNGs and one self-contained HTML page: a dataset's coverage, a bundle's training and rollout error,
+    a recording's predictions and monitor signals"""
+
+    input: Annotated[Positional[str], arg(help=f"a recording (.mcap file or rosbag2 folder), a model bundle "
+                                               f"directory, or a dataset ({DATA_HELP})")]
+    out: str | None = None
+    """output directory (default: <input name>_report)"""
+    bundle: str | None = None
+    """the bundle a dataset is judged against (its normaliser, rollout error), or whose thresholds a recording's
+    monitor is drawn with (default models/<task>)"""
+    reference: str | None = None
+    """the bundle's training data, to compare a dataset's coverage with"""
+    data: str | None = None
+    """a dataset for a bundle's rollout error against horizon"""
+    env_id: Annotated[str | None, arg(help=ENV_ID_HELP)] = None
+    task: str | None = None
+    """a recording's task (default: the one morec_record stored)"""
+    start: float | None = None
+    """recording: start of the predicted-vs-actual window, s into it (default: the first prediction)"""
+    window: float = 5.0
+    """recording: length of that window in s"""
+    dims: tuple[int, ...] | None = None
+    """recording: state dimensions drawn (default: the first 4)"""
+    horizon: int = 50
+    """rollout error: model steps"""
+    starts: int = 100
+    """rollout error: start states"""
+    recover: bool = False
+    """read a killed recorder's truncated files"""
+    threads: int = 1
+    """torch / ONNX Runtime CPU threads"""
+
+    def __post_init__(self):
+        _at_least_one(horizon=self.horizon, starts=self.starts)
+
+
+@dataclass(kw_only=True)
+class Up(Command):
+    """start the ROS 2 nodes of a launch config as processes (Ctrl-C stops them)"""
+
+    config: Positional[str]
+    """config name in launch/configs (full, sim_only, robot_only) or a YAML path"""
+    domain_id: int | None = None
+    """ROS_DOMAIN_ID for all nodes"""
+
+
+def _group(name: str, description: str, *members) -> type:
+    """A command with sub-commands (`morec behavior train`); the suppressed None lets a group have one member."""
+    return Annotated[Union[(*members, Annotated[None, Suppress])], subcommand(name, description=description)]
+
+
+COMMANDS = Union[
+    _group("behavior", "behaviour policies", Annotated[BehaviorTrain, subcommand("train")]),
+    Annotated[Collect, subcommand("collect")],
+    _group("dataset", "datasets from other sources", Annotated[DatasetFromMcap, subcommand("from-mcap")]),
+    Annotated[TrainDynamics, subcommand("train-dynamics")],
+    Annotated[TrainReward, subcommand("train-reward")],
+    Annotated[DistillReward, subcommand("distill-reward")],
+    Annotated[Export, subcommand("export")],
+    Annotated[ExportPolicy, subcommand("export-policy")],
+    Annotated[TrainPolicy, subcommand("train-policy")],
+    Annotated[Diagnose, subcommand("diagnose")],
+    Annotated[Monitor, subcommand("monitor")],
+    Annotated[Report, subcommand("report")],
+    Annotated[Up, subcommand("up")],
+]
+
+
+# ---- what the commands do -------------------------------------------------------------------------------
+
+
+def cmd_behavior_train(args: BehaviorTrain) -> int:
+    from .behavior import train_sac
     from .task_spec import load_task_spec
 
-    cfg = apply_overrides(SACConfig(total_steps=args.steps, seed=args.seed), args.set)
-    train_sac(load_task_spec(args.task), args.out, cfg)
+    train_sac(load_task_spec(args.task), args.out, args.cfg)
     return 0
 
 
-def cmd_collect(args) -> int:
+def cmd_collect(args: Collect) -> int:
     import torch
 
     from .behavior import load_checkpoints, load_policy, pick_checkpoint
@@ -132,7 +403,7 @@ def cmd_collect(args) -> int:
     return 0
 
 
-def cmd_dataset_from_mcap(args) -> int:
+def cmd_dataset_from_mcap(args: DatasetFromMcap) -> int:
     from .mcap_import import read_recording, recording_to_dataset
     from .task_spec import load_task_spec
 
@@ -149,15 +420,15 @@ def cmd_dataset_from_mcap(args) -> int:
     return 0
 
 
-def cmd_train_dynamics(args) -> int:
+def cmd_train_dynamics(args: TrainDynamics) -> int:
     import torch
 
     from .bundle import ENSEMBLE_PT, update_card
-    from .ensemble import EnsembleConfig, train_ensemble
+    from .ensemble import train_ensemble
     from .interop import load_dataset
 
     torch.set_num_threads(args.threads)
-    cfg = apply_overrides(EnsembleConfig(seed=args.seed), args.set)  # a bad override fails before the data loads
+    cfg = args.cfg
     data = load_dataset(args.data, args.env_id)
     bundle = Path(args.bundle)
     model = train_ensemble(data, cfg, log_csv=bundle / "ensemble_log.csv")
@@ -169,11 +440,11 @@ def cmd_train_dynamics(args) -> int:
     return 0
 
 
-def cmd_train_reward(args) -> int:
+def cmd_train_reward(args: TrainReward) -> int:
     import torch
 
     from .bundle import ENSEMBLE_PT, REWARD_PT, update_card
-    from .dynamics_reward import RewardConfig, train_dynamics_reward
+    from .dynamics_reward import train_dynamics_reward
     from .ensemble import EnsembleDynamics
     from .interop import load_dataset
     from .task_spec import load_task_spec
@@ -182,9 +453,8 @@ def cmd_train_reward(args) -> int:
     data = load_dataset(args.data, args.env_id)
     bundle = Path(args.bundle)
     ensemble = EnsembleDynamics.load(bundle / ENSEMBLE_PT)
-    cfg = apply_overrides(RewardConfig(seed=args.seed), args.set)
     space = load_task_spec(data.metadata["env_id"]).make_env().action_space
-    reward = train_dynamics_reward(data, ensemble, cfg, log_csv=bundle / "reward_log.csv",
+    reward = train_dynamics_reward(data, ensemble, args.cfg, log_csv=bundle / "reward_log.csv",
                                    action_bounds=(space.low, space.high))
     reward.save(bundle / REWARD_PT)
     update_card(bundle, "dynamics_reward", {"data": str(args.data), "command": args.command_line,
@@ -193,13 +463,13 @@ def cmd_train_reward(args) -> int:
     return 0
 
 
-def cmd_distill_reward(args) -> int:
+def cmd_distill_reward(args: DistillReward) -> int:
     import shutil
 
     import torch
 
     from .bundle import ENSEMBLE_PT, REWARD_PT, read_card, update_card
-    from .dynamics_reward import DistillConfig, DynamicsReward, distill_dynamics_reward
+    from .dynamics_reward import DynamicsReward, distill_dynamics_reward
     from .ensemble import EnsembleDynamics
     from .interop import load_dataset
 
@@ -209,9 +479,8 @@ def cmd_distill_reward(args) -> int:
     if args.snapshots:
         teacher = teacher.thin(args.snapshots)
     ensemble = EnsembleDynamics.load(source / ENSEMBLE_PT)
-    cfg = apply_overrides(DistillConfig(seed=args.seed), args.set)
     out.mkdir(parents=True, exist_ok=True)
-    student = distill_dynamics_reward(teacher, load_dataset(args.data, args.env_id), ensemble, cfg,
+    student = distill_dynamics_reward(teacher, load_dataset(args.data, args.env_id), ensemble, args.cfg,
                                       log_csv=out / "distill_log.csv")
     shutil.copy2(source / ENSEMBLE_PT, out / ENSEMBLE_PT)
     student.save(out / REWARD_PT)
@@ -224,7 +493,7 @@ def cmd_distill_reward(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
+def cmd_export(args: Export) -> int:
     from .bundle import ENSEMBLE_ONNX, ENSEMBLE_PT, REWARD_ONNX, REWARD_PT, update_card
     from .dynamics_reward import DynamicsReward
     from .ensemble import EnsembleDynamics
@@ -248,7 +517,7 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_export_policy(args) -> int:
+def cmd_export_policy(args: ExportPolicy) -> int:
     from .export import export_policy
     from .task_spec import load_task_spec
 
@@ -261,11 +530,11 @@ def cmd_export_policy(args) -> int:
     return 0
 
 
-def cmd_train_policy(args) -> int:
+def cmd_train_policy(args: TrainPolicy) -> int:
     from .bundle import ENSEMBLE_ONNX, REWARD_ONNX
     from .export import export_offline_policy
     from .interop import load_dataset
-    from .offline_rl import CHECKPOINT, MinCritic, OfflineRLConfig, OfflineTrainer, make_rollout_model, task_config
+    from .offline_rl import CHECKPOINT, MinCritic, OfflineTrainer, make_rollout_model, task_config
     from .offline_rl import write_result
     from .runtime import OnnxDynamics, OnnxReward
     from .task_spec import load_task_spec
@@ -275,15 +544,14 @@ def cmd_train_policy(args) -> int:
         raise SystemExit(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
     data = load_dataset(args.data, args.env_id)
     task = load_task_spec(data.metadata["env_id"])
-    morec = not args.no_morec
     try:
-        cfg = OfflineRLConfig(backbone=args.backbone, morec=morec, seed=args.seed, threads=args.threads,
-                              **task_config(task, args.backbone, morec, args.level))
+        base = dataclasses.replace(args.cfg, **task_config(task, args.cfg.backbone, args.cfg.morec, args.level))
     except ValueError as e:
-        raise SystemExit(str(e)) from None
-    cfg = apply_overrides(cfg, args.set)
-    dynamics = OnnxDynamics(bundle / ENSEMBLE_ONNX, "cpu", args.threads, task.obs_dim, task.action_dim)
-    reward = OnnxReward(bundle / REWARD_ONNX, "cpu", args.threads, task.obs_dim, task.action_dim) if morec else None
+        raise CommandLineError(str(e)) from None
+    # The task's settings replace the config's defaults but not the flags given: read the flags again over them.
+    cfg = parse(args.argv, default=dataclasses.replace(args, cfg=base)).cfg
+    dynamics = OnnxDynamics(bundle / ENSEMBLE_ONNX, "cpu", cfg.threads, task.obs_dim, task.action_dim)
+    reward = OnnxReward(bundle / REWARD_ONNX, "cpu", cfg.threads, task.obs_dim, task.action_dim) if cfg.morec else None
     trainer = OfflineTrainer(task, data, make_rollout_model(dynamics, reward, cfg, task), cfg, out,
                              resume=args.resume, dataset_name=f"{task.name}-{args.level}")
     trainer.run()
@@ -298,20 +566,20 @@ def cmd_train_policy(args) -> int:
     return 0
 
 
-def cmd_diagnose(args) -> int:
+def cmd_diagnose(args: Diagnose) -> int:
     from .diagnostics import decisive_table, diagnose
 
     report = diagnose(Path(args.bundle), Path(args.train_data), dict(s.split("=", 1) for s in args.eval_data),
                       horizon=args.horizon, starts=args.starts, transitions=args.transitions, seed=args.seed,
                       out_json=Path(args.out), plot=Path(args.plot) if args.plot else None,
-                      snapshot_counts=args.snapshot_sweep, threads=args.threads, command=args.command_line,
+                      snapshot_counts=list(args.snapshot_sweep), threads=args.threads, command=args.command_line,
                       env_id=args.env_id)
     print(json.dumps(report["summary"], indent=2))
     print(decisive_table(report))
     return 0
 
 
-def cmd_monitor(args) -> int:
+def cmd_monitor(args: Monitor) -> int:
     import torch
 
     from . import monitor
@@ -367,13 +635,14 @@ def cmd_monitor(args) -> int:
     return 0
 
 
-def cmd_report(args) -> int:
+def cmd_report(args: Report) -> int:
     from .report import ReportError, make_report
 
     try:
         page, report = make_report(args.input, args.out or f"{Path(args.input).name}_report", args.bundle,
                                    args.reference, args.data, args.env_id, args.task, args.start, args.window,
-                                   args.dims, args.horizon, args.starts, args.recover, args.threads)
+                                   list(args.dims) if args.dims else None, args.horizon, args.starts, args.recover,
+                                   args.threads)
     except ReportError as err:
         raise SystemExit(f"morec report: error: {err}") from None
     for section in report.sections:
@@ -384,195 +653,84 @@ def cmd_report(args) -> int:
     return 0
 
 
-def cmd_up(args) -> int:
+def cmd_up(args: Up) -> int:
     from .runner import up
 
     return up(args.config, args.domain_id)
 
 
-# Every command that reads a dataset opens it with interop.load_dataset.
-DATA_HELP = "a morec .npz, a D4RL HDF5 file, or a Minari dataset (directory or id)"
-ENV_ID_HELP = "the task of a D4RL or Minari dataset that does not name one (a Gymnasium id or task name)"
+# What each command runs; a group's member is the command that runs.
+RUNS = {BehaviorTrain: cmd_behavior_train, Collect: cmd_collect, DatasetFromMcap: cmd_dataset_from_mcap,
+        TrainDynamics: cmd_train_dynamics, TrainReward: cmd_train_reward, DistillReward: cmd_distill_reward,
+        Export: cmd_export, ExportPolicy: cmd_export_policy, TrainPolicy: cmd_train_policy, Diagnose: cmd_diagnose,
+        Monitor: cmd_monitor, Report: cmd_report, Up: cmd_up}
+
+
+class CommandLineError(Exception):
+    """A rejected command line, said in one line."""
+
+
+def _one_line(event) -> None:
+    """tyro's parse-error hook: turn the event into one line instead of tyro's multi-line box.
+
+    `tyro._errors` is tyro's private, experimental hook (hence the exact pin in requirements.txt)."""
+    ev = _errors
+    if isinstance(event, ev.InstantiationFailure):  # a value of the wrong type, or a __post_init__ ValueError
+        if event.argument is None:
+            raise CommandLineError(event.message)
+        default = event.argument.field.default
+        example = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        hint = f" (default: {example})" if default not in (None, tyro.MISSING, tyro.MISSING_NONPROP, ()) else ""
+        raise CommandLineError(f"{event.argument.display_name()} takes {event.argument.lowered.metavar}{hint}: "
+                               f"{event.message}")
+    if isinstance(event, ev.UnrecognizedArgs):
+        hint = (": config fields are flags now, `--set key=a,b` is `--key a b`"
+                if "--set" in event.tokens else " (the command's --help lists its flags)")
+        raise CommandLineError(f"unrecognized arguments: {shlex.join(event.tokens)}{hint}")
+    if isinstance(event, ev.MissingArgs):
+        raise CommandLineError("missing " + ", ".join(a.arg.display_name() for a in event.missing_arguments))
+    if isinstance(event, ev.MissingSubcommand):
+        names = ", ".join(event.subcommand_spec.parser_from_name)
+        raise CommandLineError(f"choose a command: {names}")
+    if isinstance(event, ev.InvalidChoice):
+        raise CommandLineError(f"{event.argument.display_name()}: {event.value!r} is not one of {', '.join(event.choices)}")
+    if isinstance(event, ev.BadValue):
+        raise CommandLineError(f"{event.argument.display_name()}: "
+                               + ("needs a value" if event.offending_value is None
+                                  else f"takes no value, got {event.offending_value!r}"))
+    raise CommandLineError(f"refused ({type(event).__name__}): see the command's --help")
+
+
+def parse(argv: list[str], default: Command | None = None) -> Command:
+    """The command and its flags; `default` (of the same command) supplies the values of flags not given."""
+    with _errors.on_parse_error(_one_line):
+        if default is None:
+            args = tyro.cli(COMMANDS, prog="morec", description=__doc__, args=argv, config=(FlagCreatePairsOff,))
+        else:  # one command's flags again (argv[0] is its name), over other defaults; with both --x and
+            # --no-x, as a default that changed from True to False would otherwise drop the --no-x just read
+            args = tyro.cli(type(default), prog=f"morec {argv[0]}", args=argv[1:], default=default)
+    args.argv = list(argv)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .behavior import POLICY_FORMS
-    from .mcap_import import COMMAND_TOPIC, STATE_TOPIC
-
-    parser = argparse.ArgumentParser(prog="morec", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    behavior = sub.add_parser("behavior", help="behaviour policies").add_subparsers(dest="action", required=True)
-    p = behavior.add_parser("train", help="train SAC with stable-baselines3, checkpointing with returns")
-    p.add_argument("--task", required=True)
-    p.add_argument("--out", required=True, help="directory for checkpoints and checkpoints.json")
-    p.add_argument("--steps", type=positive_int, default=300_000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", nargs="*", help="SACConfig overrides key=value")
-    p.set_defaults(func=cmd_behavior_train)
-
-    p = sub.add_parser("collect", help="write an offline dataset")
-    p.add_argument("--task", required=True)
-    p.add_argument("--level", required=True,
-                   choices=("random", "medium", "expert", "medium-replay", "medium-expert", "sine"),
-                   help="D4RL-style levels, or sine: an open-loop periodic gait (evaluation data)")
-    p.add_argument("--variant", default="nominal",
-                   help="robot variant of the task spec (its physics only: no sensor noise or delay)")
-    p.add_argument("--behavior", help="directory of `morec behavior train` (all levels but random)")
-    p.add_argument("--steps", type=positive_int, default=100_000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint", help="use this checkpoint file (e.g. sac_50000.zip) instead of choosing by return")
-    p.add_argument("--d4rl-reference", action="store_true",
-                   help="medium = a third of the D4RL expert return instead of the best checkpoint's")
-    p.add_argument("--out", required=True, help="output .npz")
-    p.set_defaults(func=cmd_collect)
-
-    dataset = sub.add_parser("dataset", help="datasets from other sources").add_subparsers(dest="action", required=True)
-    p = dataset.add_parser("from-mcap", help="a recording's transitions (JointState + Float64MultiArray commands, "
-                                             "paired by time) as a dataset; see docs/recording.md")
-    p.add_argument("recording", help="an .mcap file, or a rosbag2 folder (metadata.yaml + .mcap files)")
-    p.add_argument("--task", help="task spec mapping joints to observations, with reward and termination "
-                                  "(default: the task morec_record stored in the recording)")
-    p.add_argument("--out", required=True, help="output .npz")
-    p.add_argument("--state-topic", default=STATE_TOPIC, help="sensor_msgs/JointState")
-    p.add_argument("--command-topic", default=COMMAND_TOPIC, help="std_msgs/Float64MultiArray")
-    p.add_argument("--recover", action="store_true",
-                   help="read truncated files (a killed recorder's) up to their last complete chunk")
-    p.add_argument("--skip-inconsistent", action="store_true",
-                   help="leave out segments inconsistent with the task's control period instead of failing")
-    p.set_defaults(func=cmd_dataset_from_mcap)
-
-    for name, func, cfg_name in (("train-dynamics", cmd_train_dynamics, "EnsembleConfig"),
-                                 ("train-reward", cmd_train_reward, "RewardConfig")):
-        p = sub.add_parser(name, help=f"train into a bundle directory ({cfg_name} overrides with --set)")
-        p.add_argument("--data", required=True, help=DATA_HELP)
-        p.add_argument("--env-id", help=ENV_ID_HELP)
-        p.add_argument("--bundle", required=True)
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-        p.add_argument("--set", nargs="*", help=f"{cfg_name} overrides key=value")
-        p.set_defaults(func=func)
-
-    p = sub.add_parser("distill-reward", help="one discriminator that scores like the whole snapshot history")
-    p.add_argument("--bundle", required=True, help="bundle with ensemble.pt and dynamics_reward.pt (the teacher)")
-    p.add_argument("--data", required=True, help=f"the training data of the bundle: {DATA_HELP}")
-    p.add_argument("--env-id", help=ENV_ID_HELP)
-    p.add_argument("--out", required=True, help="new bundle directory (ensemble copied, distilled reward)")
-    p.add_argument("--snapshots", type=int, help="distil this many of the teacher's snapshots, evenly spaced "
-                                                 "(as `morec export --snapshots`)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    p.add_argument("--set", nargs="*", help="DistillConfig overrides key=value")
-    p.set_defaults(func=cmd_distill_reward)
-
-    p = sub.add_parser("export", help="export a bundle's models to ONNX")
-    p.add_argument("--bundle", required=True)
-    p.add_argument("--all-members", action="store_true",
-                   help="keep every ensemble member in the graph (default: the elites only, all the filter uses)")
-    p.add_argument("--snapshots", type=int, help="export only this many reward snapshots, evenly spaced "
-                                                 "(cheaper scoring; `morec diagnose --snapshot-sweep` shows the cost)")
-    p.set_defaults(func=cmd_export)
-
-    p = sub.add_parser("export-policy", help="export a SAC behaviour policy's deterministic actor to ONNX")
-    p.add_argument("--policy", required=True, help="stable-baselines3 SAC checkpoint .zip")
-    p.add_argument("--task", required=True, help="the task it was trained on (checked against its spaces)")
-    p.add_argument("--out", required=True, help="output .onnx")
-    p.set_defaults(func=cmd_export_policy)
-
-    p = sub.add_parser("train-policy", help="offline SAC on filtered model rollouts (OfflineRLConfig overrides with --set)")
-    p.add_argument("--bundle", required=True, help="bundle with ensemble.onnx (and dynamics_reward.onnx for MOREC)")
-    p.add_argument("--data", required=True, help=f"the offline dataset, start states and the real share of batches: "
-                                                 f"{DATA_HELP}")
-    p.add_argument("--env-id", help=ENV_ID_HELP)
-    p.add_argument("--level", required=True, help="dataset level (medium, medium-replay, ...): picks the penalty "
-                                                  "coefficient in sim/offline_rl/<task>.yaml")
-    p.add_argument("--backbone", default="mopo", choices=("mopo", "mobile"))
-    p.add_argument("--no-morec", action="store_true", help="the backbone alone: random-elite samples, short rollouts")
-    p.add_argument("--out", required=True, help="run directory: log.csv, checkpoint.pt, policy.onnx, critic.onnx")
-    p.add_argument("--result", help="result JSON (default OUT/result.json)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime CPU threads")
-    p.add_argument("--set", nargs="*", help="OfflineRLConfig overrides key=value")
-    p.set_defaults(func=cmd_train_policy)
-
-    p = sub.add_parser("diagnose", help="measure the filter on held-out data (torch checkpoints of the bundle, "
-                                        "else its ONNX graphs)")
-    p.add_argument("--bundle", required=True)
-    p.add_argument("--train-data", required=True, help=DATA_HELP)
-    p.add_argument("--eval-data", nargs="+", required=True, metavar="NAME=PATH", help="datasets as --train-data")
-    p.add_argument("--env-id", help=ENV_ID_HELP)
-    p.add_argument("--horizon", type=int, default=50)
-    p.add_argument("--starts", type=int, default=200)
-    p.add_argument("--transitions", type=int, default=2000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="report JSON")
-    p.add_argument("--plot", help="report PNG")
-    p.add_argument("--snapshot-sweep", nargs="*", type=int, metavar="K",
-                   help="also measure rewards averaging only K of the snapshots (e.g. 1 5 10 40; torch bundles)")
-    p.add_argument("--threads", type=int, default=1, help="torch / ONNX Runtime CPU threads")
-    p.set_defaults(func=cmd_diagnose)
-
-    p = sub.add_parser("monitor", help="calibrate the gap monitor on the nominal robot, measure it on a perturbed one")
-    p.add_argument("--bundle", required=True)
-    p.add_argument("--task", required=True)
-    p.add_argument("--policies", nargs="+", default=["random"], metavar="POLICY",
-                   help=f"who drives the nominal robot for calibration (the first also drives the perturbed one): "
-                        f"{POLICY_FORMS}")
-    p.add_argument("--unseen-policies", nargs="*", default=[], metavar="POLICY",
-                   help="policies the calibration does not see: false alarms on the nominal robot under each")
-    p.add_argument("--variants", nargs="+", default=["real"], help="perturbed robot variants of the task spec")
-    p.add_argument("--episodes", type=int, default=10, help="episodes per set (calibration, nominal, perturbed)")
-    p.add_argument("--steps", type=int, default=1000, help="steps per episode")
-    p.add_argument("--window", type=int, default=50, help="transitions the monitor averages")
-    p.add_argument("--margin", type=float, default=0.25, help="threshold margin beyond the calibration extreme")
-    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="report JSON")
-    p.add_argument("--write-card", action="store_true",
-                   help="store the thresholds in the bundle's card.json, where the filter node reads them")
-    p.set_defaults(func=cmd_monitor)
-
-    p = sub.add_parser("report", help="PNGs and one self-contained HTML page: a dataset's coverage, a bundle's "
-                                      "training and rollout error, a recording's predictions and monitor signals")
-    p.add_argument("input", help=f"a recording (.mcap file or rosbag2 folder), a model bundle directory, or a "
-                                 f"dataset ({DATA_HELP})")
-    p.add_argument("--out", help="output directory (default: <input name>_report)")
-    p.add_argument("--bundle", help="the bundle a dataset is judged against (its normaliser, rollout error), or "
-                                    "whose thresholds a recording's monitor is drawn with (default models/<task>)")
-    p.add_argument("--reference", help="the bundle's training data, to compare a dataset's coverage with")
-    p.add_argument("--data", help="a dataset for a bundle's rollout error against horizon")
-    p.add_argument("--env-id", help=ENV_ID_HELP)
-    p.add_argument("--task", help="a recording's task (default: the one morec_record stored)")
-    p.add_argument("--start", type=float, help="recording: start of the predicted-vs-actual window, s into it "
-                                               "(default: the first prediction)")
-    p.add_argument("--window", type=float, default=5.0, help="recording: length of that window in s")
-    p.add_argument("--dims", type=int, nargs="+", help="recording: state dimensions drawn (default: the first 4)")
-    p.add_argument("--horizon", type=positive_int, default=50, help="rollout error: model steps")
-    p.add_argument("--starts", type=positive_int, default=100, help="rollout error: start states")
-    p.add_argument("--recover", action="store_true", help="read a killed recorder's truncated files")
-    p.add_argument("--threads", type=int, default=1, help="torch / ONNX Runtime CPU threads")
-    p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser("up", help="start the ROS 2 nodes of a launch config as processes (Ctrl-C stops them)")
-    p.add_argument("config", help="config name in launch/configs (full, sim_only, robot_only) or a YAML path")
-    p.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID for all nodes")
-    p.set_defaults(func=cmd_up)
-
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    args.command_line = "morec " + shlex.join(argv)  # recorded in data and model cards
+    name = "morec" + (f" {argv[0]}" if argv and not argv[0].startswith("-") else "")  # errors name the command
+    try:
+        args = parse(argv)
+    except CommandLineError as err:
+        raise SystemExit(f"{name}: error: {err}") from None
     start = time.time()
     from .dataset import DatasetError
     from .runtime import ModelFileError
     from .task_spec import TaskSpecError
 
     try:
-        code = args.func(args)
-    except (DatasetError, TaskSpecError, ModelFileError, FileNotFoundError) as err:
+        code = RUNS[type(args)](args)
+    except (DatasetError, TaskSpecError, ModelFileError, FileNotFoundError, CommandLineError) as err:
         # Bad input, not a bug: one line that names the problem, no traceback.
-        raise SystemExit(f"morec {args.command}: error: {err}") from None
-    print(f"[morec {args.command}] done in {time.time() - start:.1f}s")
+        raise SystemExit(f"{name}: error: {err}") from None
+    print(f"[{name}] done in {time.time() - start:.1f}s")
     return code
 
 

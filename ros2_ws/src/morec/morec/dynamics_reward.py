@@ -40,29 +40,29 @@ class RewardConfig:
     batch_size: int = 256
     disc_lr: float = 3e-4
     gen_lr: float = 1e-4
-    # Weight of the generator's Gaussian NLL on data: anchors it to the data while it chases D.
+    #: Weight of the generator's Gaussian NLL on data: anchors it to the data while it chases D.
     gen_nll_coef: float = 1.0
-    # Share of each negative batch made of data transitions with s' perturbed by Gaussian noise whose
-    # scale (relative to the per-dimension std of s' - s) is log-uniform in noise_scale. 0 = pure GAIL.
+    #: Share of each negative batch made of data transitions with s' perturbed by Gaussian noise whose
+    #: scale (relative to the per-dimension std of s' - s) is log-uniform in noise_scale. 0 = pure GAIL.
     noise_negatives: float = 0.0
     noise_scale: tuple[float, float] = (0.01, 1.0)
     snapshot_every: int = 10
     keep_snapshots: int = 400
     snapshot_stride: int = 10
-    # Calibrate the learner value on the samples the filter will actually score (the rollout
-    # ensemble's elites) rather than on the adversarial generator's.
+    #: Calibrate the learner value on the samples the filter will actually score (the rollout
+    #: ensemble's elites) rather than on the adversarial generator's.
     calibrate_on: str = "ensemble"
     calibration_size: int = 2048
-    # Scaling of the s' - s input: "state" uses the observation's min-max factor (small changes of wide
-    # dimensions barely register); "delta" standardises s' - s with its own per-dimension mean and std.
+    #: Scaling of the s' - s input: "state" uses the observation's min-max factor (small changes of wide
+    #: dimensions barely register); "delta" standardises s' - s with its own per-dimension mean and std.
     delta_scaling: str = "state"
-    # R1 penalty gamma/2 * ||grad D||^2 on data transitions, w.r.t. the scaled (s, a) and s' - s D sees.
+    #: R1 penalty gamma/2 * ||grad D||^2 on data transitions, w.r.t. the scaled (s, a) and s' - s D sees.
     gradient_penalty: float = 0.0
-    # Std of Gaussian noise added to D's scaled s' - s input in training (real and generated alike).
+    #: Std of Gaussian noise added to D's scaled s' - s input in training (real and generated alike).
     input_noise: float = 0.0
-    # Share of each negative batch taken from open-loop rollouts of the ensemble's elites along recorded
-    # action sequences: (s_t, a_t, s_t+1) at a random step of a multistep_horizon-step rollout from a
-    # data state. The pool of rollouts is rebuilt every multistep_refresh iterations.
+    #: Share of each negative batch taken from open-loop rollouts of the ensemble's elites along recorded
+    #: action sequences: (s_t, a_t, s_t+1) at a random step of a multistep_horizon-step rollout from a
+    #: data state. The pool of rollouts is rebuilt every multistep_refresh iterations.
     multistep_negatives: float = 0.0
     multistep_horizon: int = 10
     multistep_refresh: int = 100

@@ -29,7 +29,7 @@ class EnsembleConfig:
     members: int = 7
     elites: int = 5
     hidden: tuple[int, ...] = (200, 200, 200, 200)
-    # One weight-decay coefficient per linear layer (hidden layers, then the output layer).
+    #: One weight-decay coefficient per linear layer (hidden layers, then the output layer).
     weight_decay: tuple[float, ...] = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
     lr: float = 1e-3
     batch_size: int = 256

@@ -62,7 +62,7 @@ class OfflineRLConfig:
     real_ratio: float = 0.05
     mobile_samples: int = 10  # next-state samples per elite for MOBILE's Bellman-inconsistency penalty
     # SAC
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[int, ...] = (256, 256)  # actor and critic hidden layers
     actor_lr: float = 1e-4
     critic_lr: float = 3e-4
     alpha_lr: float = 1e-4
@@ -72,7 +72,7 @@ class OfflineRLConfig:
     tau: float = 0.005
     batch_size: int = 256
     # Run
-    steps: int = 100_000
+    steps: int = 100_000  # gradient steps
     eval_every: int = 10_000
     eval_episodes: int = 5
     log_every: int = 1000
