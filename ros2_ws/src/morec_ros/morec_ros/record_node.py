@@ -1,8 +1,8 @@
 """`morec_record`: the stack's topics to MCAP with ROS 2 (CDR) encoding, in a rosbag2 folder.
 
-Records /joint_states, the command topic, the model nodes' outputs (/morec/prediction,
-/morec/dynamics_reward, /morec/candidates, /morec/plan, /morec/prediction_error,
-/morec/episode_return) and /diagnostics. Subscriptions are raw: the CDR bytes DDS delivered go into
+Records /joint_states, /odom (the base state of task specs with a `base:` section), the command
+topic, the model nodes' outputs (/morec/prediction, /morec/dynamics_reward, /morec/candidates,
+/morec/plan, /morec/prediction_error, /morec/episode_return) and /diagnostics. Subscriptions are raw: the CDR bytes DDS delivered go into
 the file as they are, with no deserialise/serialise per message. They are reliable with a deep
 queue, so a recorder that falls behind for a moment buffers instead of dropping. SIGINT or SIGTERM
 stops it cleanly: whatever has arrived is written, the files get their summaries and the folder its
@@ -24,6 +24,7 @@ from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
+from nav_msgs.msg import Odometry
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray
 
@@ -32,6 +33,7 @@ from morec_ros.parameters import reject_undeclared_parameters
 
 TOPICS = {
     '/joint_states': JointState,
+    '/odom': Odometry,
     '/morec/prediction': Float64MultiArray,
     '/morec/dynamics_reward': Float64MultiArray,
     '/morec/candidates': Float64MultiArray,
