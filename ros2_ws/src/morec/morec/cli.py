@@ -74,6 +74,7 @@ class BehaviorTrain(Command):
     out: str
     """directory for checkpoints and checkpoints.json"""
     cfg: Annotated[SACConfig, OmitArgPrefixes] = field(default_factory=SACConfig)
+    """SACConfig (behavior.py)"""
 
 
 @dataclass(kw_only=True)
@@ -132,6 +133,7 @@ class TrainDynamics(Command):
     threads: int = 2
     """torch CPU threads"""
     cfg: Annotated[EnsembleConfig, OmitArgPrefixes] = field(default_factory=EnsembleConfig)
+    """EnsembleConfig (ensemble.py)"""
 
 
 @dataclass(kw_only=True)
@@ -144,6 +146,7 @@ class TrainReward(Command):
     threads: int = 2
     """torch CPU threads"""
     cfg: Annotated[RewardConfig, OmitArgPrefixes] = field(default_factory=RewardConfig)
+    """RewardConfig (dynamics_reward.py)"""
 
 
 @dataclass(kw_only=True)
@@ -161,6 +164,7 @@ class DistillReward(Command):
     threads: int = 2
     """torch CPU threads"""
     cfg: Annotated[DistillConfig, OmitArgPrefixes] = field(default_factory=DistillConfig)
+    """DistillConfig (dynamics_reward.py)"""
 
 
 @dataclass(kw_only=True)
@@ -189,8 +193,7 @@ class ExportPolicy(Command):
 
 @dataclass(kw_only=True)
 class TrainPolicy(Command):
-    """offline SAC on filtered model rollouts. The config flags' defaults give way to the task's settings in
-    sim/offline_rl/<task>.yaml (penalty coefficient by --level, rollout settings); a flag given here wins."""
+    """offline SAC on filtered model rollouts (MOPO / MOBILE, +- MOREC)"""
 
     bundle: str
     """bundle with ensemble.onnx (and dynamics_reward.onnx for MOREC)"""
@@ -205,6 +208,8 @@ class TrainPolicy(Command):
     resume: bool = False
     """continue from OUT/checkpoint.pt"""
     cfg: Annotated[OfflineRLConfig, OmitArgPrefixes] = field(default_factory=OfflineRLConfig)
+    """OfflineRLConfig (offline_rl.py); a flag not given takes the task's setting in sim/offline_rl/<task>.yaml
+    (penalty coefficient by --level, rollout settings) where it has one, else the default shown"""
 
 
 @dataclass(kw_only=True)
@@ -313,6 +318,9 @@ class Up(Command):
 
     config: Positional[str]
     """config name in launch/configs (full, sim_only, robot_only) or a YAML path"""
+    task: str | None = None
+    """the task every node runs (a name or spec path), with launch/params/tasks/<task>.yaml when there is one
+    (default: the task of the config's parameter files, launch/params/stack.yaml's)"""
     domain_id: int | None = None
     """ROS_DOMAIN_ID for all nodes"""
 
@@ -656,7 +664,7 @@ def cmd_report(args: Report) -> int:
 def cmd_up(args: Up) -> int:
     from .runner import up
 
-    return up(args.config, args.domain_id)
+    return up(args.config, args.domain_id, task=args.task)
 
 
 # What each command runs; a group's member is the command that runs.
