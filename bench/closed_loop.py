@@ -9,7 +9,7 @@ controller earns at its settings whatever the machine's speed; the planner laten
 measured all the same. In realtime the sim runs on the wall clock and the controller commands every
 period from its latest plan while the planner thread works on the next: the return then also pays for
 the planner's latency on this machine.
-The configurations share the planner settings of launch/params/demo_halfcheetah.yaml and differ in one
+The configurations share the planner settings of launch/params/tasks/halfcheetah.yaml and differ in one
 thing each: the filter, the prior (the behaviour policy, or the offline policy of `morec train-policy`), the
 offline policy's critic as the plan's terminal value, or the model (the learned ensemble vs MuJoCo itself,
 the upper bound); the behaviour policy alone is the data's own level, the offline policy alone what offline
@@ -36,7 +36,7 @@ POLICY = "models/behavior/halfcheetah/sac_50000.onnx"  # the behaviour policy of
 # The shipped offline policy and its critic (bench/ship_offline_policy.sh, from `morec train-policy`).
 OFFLINE_POLICY, OFFLINE_CRITIC = "models/halfcheetah/policy.onnx", "models/halfcheetah/critic.onnx"
 
-# name -> controller parameter overrides on top of demo_halfcheetah.yaml (filtered MPPI around the prior).
+# name -> controller parameter overrides on top of launch/params/tasks/halfcheetah.yaml (filtered MPPI around the prior).
 CONFIGS = {
     "filtered MPC + prior": {},
     "unfiltered MPC + prior": {"filtered": False},

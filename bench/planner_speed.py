@@ -43,15 +43,15 @@ class Settings:
     bundle: Path = ROOT / "models" / "halfcheetah"
     checkpoints: Path = ROOT / "artifacts" / "bench" / "halfcheetah" / "reward_default"  # optional .pt files
     out: Path = ROOT / "artifacts" / "bench" / "speed.json"
-    threads: int = 1  # torch and ONNX Runtime intra-op threads: what launch/params/demo_halfcheetah.yaml uses
+    threads: int = 1  # torch and ONNX Runtime intra-op threads: what launch/params/tasks/halfcheetah.yaml uses
     matmul_size: int = 2048
     matmul_threads: tuple[int, ...] = (1, 2)
     batch: int = 400  # rows per model call in the model-step measurements: a planning workload's samples
     snapshots: tuple[int, ...] = (1, 5, 40)  # reward snapshot sweep (torch), capped at what the checkpoint holds
-    # samples x horizon: the demo's settings (demo_halfcheetah.yaml), then "useful" budgets.
+    # samples x horizon: the demo's settings (launch/params/tasks/halfcheetah.yaml), then "useful" budgets.
     budgets: tuple[tuple[int, int], ...] = ((100, 10), (400, 15), (400, 30))
     planners: tuple[str, ...] = ("mppi", "cem")
-    # The demo's MPPI plans around this policy (launch/params/demo_halfcheetah.yaml); None: no prior rows.
+    # The demo's MPPI plans around this policy (launch/params/tasks/halfcheetah.yaml); None: no prior rows.
     prior: Path | None = ROOT / "models" / "behavior" / "halfcheetah" / "sac_50000.onnx"
     peer_budgets: tuple[tuple[int, int], ...] = ((100, 10), (400, 30))
     warmup: int = 1

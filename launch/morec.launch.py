@@ -2,7 +2,8 @@
 
 For ROS 2 distro installs (launch_ros has no wheels), once `colcon build` has installed this file with
 configs/ and params/ beside it in share/morec_ros/launch:
-    ros2 launch morec_ros morec.launch.py config:=sim_only domain_id:=7
+    ros2 launch morec_ros morec.launch.py config:=sim_only domain_id:=7 task:=inverted_pendulum
+As with `morec up`, every node also reads params/tasks/<task>.yaml when the task has one.
 """
 
 import os
@@ -12,6 +13,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from morec.runner import configured_task, task_params
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs')
 
@@ -23,15 +25,18 @@ def _actions(context):
         nodes = yaml.safe_load(f)['nodes']
     base = os.path.dirname(os.path.abspath(path))
     domain_id = LaunchConfiguration('domain_id').perform(context)
+    task = LaunchConfiguration('task').perform(context)
     actions = [SetEnvironmentVariable('ROS_DOMAIN_ID', domain_id)] if domain_id else []
     for node in nodes:
         params = node.get('params', [])
-        params = [params] if isinstance(params, str) else params
+        params = [os.path.normpath(os.path.join(base, p)) for p in ([params] if isinstance(params, str) else params)]
+        own = task_params(os.path.splitext(os.path.basename(task or configured_task(params) or ''))[0],
+                          os.path.join(os.path.dirname(CONFIG_DIR), 'params'))
         actions.append(Node(
             package=node.get('package', 'morec_ros'),
             executable=node['executable'],
             name=node['name'],
-            parameters=[os.path.normpath(os.path.join(base, p)) for p in params],
+            parameters=params + ([str(own)] if own else []) + ([{'task': task}] if task else []),
             output='screen',
             # As `morec up`: a node that dies takes the stack down rather than leaving it half-alive.
             on_exit=Shutdown(reason=f"{node['name']} exited")))
@@ -43,5 +48,7 @@ def generate_launch_description():
         DeclareLaunchArgument('config', default_value='full',
                               description='config name in launch/configs or a YAML path'),
         DeclareLaunchArgument('domain_id', default_value='', description='ROS_DOMAIN_ID for all nodes'),
+        DeclareLaunchArgument('task', default_value='',
+                              description="the task every node runs; '' = the one launch/params/stack.yaml sets"),
         OpaqueFunction(function=_actions),
     ])

@@ -86,7 +86,7 @@ def two_hosts():
 def start(config: str, name: str, host: Host, domain: int, log_dir: Path, *extra_params: Path) -> NodeProcess:
     """Node `name` of a shipped launch config, with the pendulum demo's parameters, on `host`."""
     node = next(n for n in runner.load_config(config) if n.name == name)
-    node = dataclasses.replace(node, params=node.params + (PARAMS / "demo_inverted_pendulum.yaml", *extra_params),
+    node = dataclasses.replace(node, params=node.params + (PARAMS / "tasks" / "inverted_pendulum.yaml", *extra_params),
                                overrides=tuple(OVERRIDES.get(name, {}).items()))
     return NodeProcess(name, {}, domain, log_dir, command=node.command(), prefix=host.prefix())
 

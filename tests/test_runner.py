@@ -129,6 +129,30 @@ def test_a_caller_adds_parameter_files_and_overrides_and_stops_the_run(fake_conf
     assert "not found" in missing.getvalue() and "started" not in missing.getvalue()
 
 
+def test_the_task_and_its_parameter_file_reach_every_node(fake_config):
+    config, stop = fake_config("sleeper"), threading.Event()
+    tasks = runner.config_dir().parent / "params" / "tasks"
+    for task, expected in (("inverted_pendulum", f"--params-file {tasks / 'inverted_pendulum.yaml'} "
+                                                 '-p sleeper:task:="inverted_pendulum"'),
+                           ("sim/mine.yaml", '-p sleeper:task:="sim/mine.yaml"')):  # a task without a file
+        out = io.StringIO()
+        timer = threading.Timer(0.5, stop.set)
+        timer.start()
+        assert runner.up(config, task=task, stop=stop, stop_timeout=2.0, output=out) == 0
+        stop.clear()
+        assert expected in out.getvalue()
+    assert "tasks" not in out.getvalue()
+
+
+def test_the_shipped_stack_runs_its_task_with_the_task_parameter_file():
+    # What `morec up robot_only` starts with no --task: stack.yaml's task, with its working controller settings.
+    nodes = runner.load_config("robot_only")
+    task = runner.configured_task(nodes[0].params)
+    assert task == "halfcheetah"
+    controller = yaml.safe_load(runner.task_params(task).read_text())["morec_controller"]["ros__parameters"]
+    assert controller["prior_policy"] and controller["samples"] <= 100
+
+
 def test_shipped_configs_name_existing_parameter_files():
     for name in ("full", "sim_only", "robot_only"):
         path = runner.config_dir() / f"{name}.yaml"

@@ -19,6 +19,7 @@ setup(
         (f"share/{package_name}/launch", glob(f"{LAUNCH}/*.launch.py")),
         (f"share/{package_name}/launch/configs", glob(f"{LAUNCH}/configs/*.yaml")),
         (f"share/{package_name}/launch/params", glob(f"{LAUNCH}/params/*.yaml")),
+        (f"share/{package_name}/launch/params/tasks", glob(f"{LAUNCH}/params/tasks/*.yaml")),
     ],
     python_requires=">=3.10",
     # rclpy and the message packages come from a ROS distro or the ros-jazzy-* wheels.

@@ -8,8 +8,12 @@ A config (launch/configs/<name>.yaml, read by the launch files too) lists the no
         package: morec_ros               # optional (default morec_ros): where a distro install keeps it
         params: [../params/stack.yaml]   # parameter files, relative to the config; later ones win
 
+The task's own parameter file, launch/params/tasks/<task>.yaml when there is one (the controller
+settings that work on that task: its prior policy, planner budget), is read after the config's files:
+the task is the one named to `up`, else the one the config's files set.
+
 Each node runs as its own process with `--ros-args -r __node:=<name> --params-file <file>...` (the
-config's files, then any a caller such as `morec_demo` adds, then its overrides as
+config's files, the task's, then any a caller such as `morec_demo` adds, then its overrides as
 `-p <name>:<parameter>:=<value>`), its output prefixed with its name. Everything stops on Ctrl-C /
 SIGTERM, or as soon as one node exits on its own; that is a failure and `up` returns non-zero.
 """
@@ -135,27 +139,48 @@ class _Output:
         return thread
 
 
-def up(config: str | os.PathLike, domain_id: int | None = None, *, params: Sequence[os.PathLike] = (),
-       overrides: Mapping[str, Mapping[str, Any]] | None = None, stop: threading.Event | None = None,
-       stop_timeout: float = 5.0, output: TextIO | None = None) -> int:
+def task_params(task: str, params_dir: os.PathLike | None = None) -> Path | None:
+    """params/tasks/<task>.yaml (in launch/ unless `params_dir` says where params/ is): the settings the stack
+    runs that task with, if it has any."""
+    path = Path(params_dir or config_dir().parent / "params") / "tasks" / f"{task}.yaml"
+    return path if task and path.is_file() else None
+
+
+def configured_task(param_files: Sequence[os.PathLike]) -> str | None:
+    """The task parameter files set for every node (`/**`), the last file's winning."""
+    task = None
+    for path in map(Path, param_files):
+        doc = yaml.safe_load(path.read_text()) or {}
+        task = ((doc.get("/**") or {}).get("ros__parameters") or {}).get("task", task)
+    return task
+
+
+def up(config: str | os.PathLike, domain_id: int | None = None, *, task: str | None = None,
+       params: Sequence[os.PathLike] = (), overrides: Mapping[str, Mapping[str, Any]] | None = None,
+       stop: threading.Event | None = None, stop_timeout: float = 5.0, output: TextIO | None = None) -> int:
     """Run the nodes of `config` until Ctrl-C / SIGTERM (returns 0) or until one exits (returns non-zero).
 
-    `params` are parameter files every node reads after its own; `overrides` ({node name:
+    `task` (a task name or spec path) is given to every node, with its parameter file when it has one;
+    `params` are parameter files every node reads after those; `overrides` ({node name:
     {parameter: value}}) win over all files; setting `stop` ends the run as Ctrl-C does.
     Must be called from the main thread (it handles SIGINT and SIGTERM while running).
     """
     out = _Output(output or sys.stdout)
-    overrides = overrides or {}
     try:
         nodes = load_config(config)
+        overrides = dict(overrides or {})
         unknown = sorted(set(overrides) - {node.name for node in nodes})
         if unknown:
             raise RunnerError(f"overrides for nodes not in {config}: {unknown}")
         missing = [str(p) for p in params if not Path(p).is_file()]
         if missing:
             raise RunnerError(f"not found: {', '.join(missing)}")
-        nodes = [dataclasses.replace(node, params=node.params + tuple(Path(p).resolve() for p in params),
-                                     overrides=tuple(overrides.get(node.name, {}).items())) for node in nodes]
+        own = task_params(Path(task or configured_task(nodes[0].params if nodes else ()) or "").stem)
+        extra = ((own,) if own else ()) + tuple(Path(p).resolve() for p in params)
+        given = {"task": task} if task else {}
+        nodes = [dataclasses.replace(node, params=node.params + extra,
+                                     overrides=tuple({**given, **overrides.get(node.name, {})}.items()))
+                 for node in nodes]
     except RunnerError as e:
         out.line("runner", f"error: {e}")
         return 2

@@ -1,7 +1,7 @@
 """`morec_demo` (make demo): the whole stack on one headless episode, then a report.
 
 Brings up sim, dynamics, filter, command guard and controller as separate processes with the runner
-behind `morec up` (launch/configs/full.yaml, plus launch/params/demo_<task>.yaml and the options below
+behind `morec up` (launch/configs/full.yaml, plus launch/params/tasks/<task>.yaml and the options below
 as parameter overrides), records the episode in-process with a small rclpy node, stops everything and
 prints the return and D4RL-normalised score, the achieved control rate against the nominal one, the
 controller's latency and deadline misses, and how consistent the robot's real transitions were with
@@ -61,7 +61,7 @@ def default_task() -> str:
 
 
 def parse_args(argv):
-    tasks = sorted(p.stem.removeprefix('demo_') for p in PARAMS_DIR.glob('demo_*.yaml'))
+    tasks = sorted(p.stem for p in (PARAMS_DIR / 'tasks').glob('*.yaml'))
     parser = argparse.ArgumentParser(prog='morec_demo', description=__doc__.split('\n\n')[0])
     parser.add_argument('--task', choices=tasks, default=default_task(),
                         help='default: halfcheetah when models/halfcheetah holds its bundle, else inverted_pendulum')
@@ -313,7 +313,7 @@ def main(argv=None) -> int:
     # the network (same domain) cannot drive this robot.
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     spec = load_task_spec(args.task)
-    params = PARAMS_DIR / f'demo_{args.task}.yaml'
+    params = runner.task_params(args.task)
     settings = {**file_params(params, CONTROLLER), **args.controller}
     model = {'bundle': str(args.bundle.resolve())} if args.bundle else {}
     overrides = {
@@ -341,7 +341,7 @@ def main(argv=None) -> int:
     watcher = threading.Thread(target=record, args=(executor, recorder, stop, args.timeout), name='recorder')
     watcher.start()
     try:
-        code = runner.up(CONFIG, args.domain_id, params=[params], overrides=overrides, stop=stop)
+        code = runner.up(CONFIG, args.domain_id, task=args.task, overrides=overrides, stop=stop)
     finally:
         stop.set()
         watcher.join()

@@ -15,7 +15,7 @@ def test_every_config_resolves():
 
 
 def test_model_files_in_parameter_files_exist():
-    for params in sorted((runner.config_dir().parent / "params").glob("*.yaml")):
+    for params in sorted((runner.config_dir().parent / "params").glob("**/*.yaml")):
         for section in yaml.safe_load(params.read_text()).values():
             for value in section["ros__parameters"].values():
                 if isinstance(value, str) and value.endswith(".onnx"):
