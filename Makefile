@@ -51,7 +51,7 @@ $(BENCH_STAMP): requirements-bench.txt $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	touch $(BENCH_STAMP)
 
-# Every figure in the README, results under artifacts/bench/ (hours on 2 cores): planner speed (minutes),
+# Every figure in docs/results.md, results under artifacts/bench/ (hours on 2 cores): planner speed (minutes),
 # the gap monitor (minutes), the closed loop over ROS 2 in lockstep and in real time (about 1.5 hours),
 # the dynamics-reward benchmark and its ablations (about two hours).
 bench: setup $(BENCH_STAMP)
@@ -66,7 +66,7 @@ bench: setup $(BENCH_STAMP)
 	  "filtered MPC + prior, 50 samples"
 	bash bench/reward_ablation.sh
 
-# The offline-RL benchmark (issue table in the README): data, the model-based grid (MOPO / MOBILE +- MOREC;
+# The offline-RL benchmark (the table in docs/results.md): data, the model-based grid (MOPO / MOBILE +- MOREC;
 # about 40 min per 100k-step cell on 2 busy cores, resumable: finished cells are skipped), the d3rlpy baselines
 # in their own venv, the SAC update speed, the filter along policy rollouts, and the table with its curves.
 bench-offline: setup

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The experiment behind the README's "does the filter help?" table, from shipped behaviour policies
+# The experiment behind the "does the filter help?" table of docs/results.md, from shipped behaviour policies
 # to the diagnostics report. About 1 h on 2 cores; results in artifacts/bench/halfcheetah/.
 #   bash bench/halfcheetah_reward.sh            # the default configuration
 #   EXTRA="--noise-negatives 0.5" NAME=noise bash bench/halfcheetah_reward.sh   # an ablation (reuses data + ensemble)

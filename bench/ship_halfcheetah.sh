@@ -3,10 +3,10 @@
 # (bench/halfcheetah_reward.sh), built for the 50 ms control period:
 #   - the ensemble's 5 elites only (the filter never uses the other 2 members);
 #   - one discriminator a quarter of the teacher's width, distilled from 5 of the 40 reward snapshots
-#     (`morec distill-reward --snapshots 5 --width 0.25 --steps 4000`; the README's ablation table
+#     (`morec distill-reward --snapshots 5 --width 0.25 --steps 4000`; the ablation table of docs/results.md
 #     shows what each step costs in ranking, the speed table what it saves);
 #   - the card, with the student's diagnostics and the gap monitor's calibration (`morec monitor
-#     --write-card`, 10 nominal episodes per set; the README's gap monitor table).
+#     --write-card`, 10 nominal episodes per set; the gap monitor table of docs/results.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=distilled_w25

@@ -28,7 +28,7 @@ from .rollout import DynamicsBackend, FilterConfig, FilteredDynamics, RewardBack
 HIGH_IS_BAD = {"dynamics_reward": False, "one_step_error": True, "disagreement": True}
 SIGNALS = tuple(HIGH_IS_BAD)
 # What the filter node alarms on by default: the ensemble's disagreement also rises in unfamiliar but
-# correctly modelled states, and raised false alarms on held-out nominal runs (README, gap monitor).
+# correctly modelled states, and raised false alarms on held-out nominal runs (docs/results.md, gap monitor).
 DEFAULT_ALARM_ON = ("dynamics_reward", "one_step_error")
 
 
