@@ -1,4 +1,4 @@
-"""What the model nodes (dynamics, filter, controller) and the command guard share: parameters, bundles, diagnostics."""
+"""What the model nodes (dynamics, filter, controller) and the command guard share: bundles, diagnostics, main()."""
 
 import bisect
 import signal
@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.logging import get_logger
@@ -26,13 +25,10 @@ from morec_ros.parameters import reject_undeclared_parameters
 # volatile, depth 10): monitors match a real robot's publishers without an adapter, and the command
 # guard subscribes and publishes as a forward_command_controller's peers do.
 MONITOR_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# What a node that cannot start raises: bad parameters, a task spec or model file that does not fit.
+START_ERRORS = (ModelFileError, TaskSpecError, ParameterException, ValueError)
 # The ROS-free loops (control_loop, command_guard) report their status by name.
 LEVELS = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': DiagnosticStatus.ERROR}
-
-
-def declare(node, name, default, description):
-    """Declare a parameter with its description and return its value."""
-    return node.declare_parameter(name, default, ParameterDescriptor(description=description)).value
 
 
 def bundle_dir(value: str, task: TaskSpec) -> Path:
@@ -191,7 +187,7 @@ def main_for(node_class, name: str, last_word: bool = False):
         try:
             node = node_class()
             reject_undeclared_parameters(node)
-        except (ModelFileError, TaskSpecError, ParameterException, ValueError) as e:
+        except START_ERRORS as e:
             get_logger(name).fatal(f'cannot start: {e}')
             rclpy.try_shutdown()
             return 1

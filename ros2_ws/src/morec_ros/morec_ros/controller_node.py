@@ -27,18 +27,15 @@ from nav_msgs.msg import Odometry
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from morec.planners import PLANNERS, CEMConfig, MPPIConfig, make_planner, policy_value
+from morec.planners import make_planner, policy_value
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.runtime import ModelFileError, OnnxCritic, OnnxPolicy
 from morec.task_spec import load_task_spec
-from morec_ros.common import (LEVELS, bundle_dir, declare, diagnostics, load_dynamics, load_reward, main_for,
-                              matrix, model_file)
-from morec_ros.control_loop import STALE_ACTIONS, ControlLoop, LoopConfig
-
-MODES = ('mpc', 'policy')
-MODELS = ('learned', 'mujoco')
-UNFILTERED = ('elite_mean', 'random_elite')
-PLANNER_CONFIGS = {'mppi': MPPIConfig, 'cem': CEMConfig}
+from morec_ros.common import (LEVELS, bundle_dir, diagnostics, load_dynamics, load_reward, main_for, matrix,
+                              model_file)
+from morec_ros.control_loop import ControlLoop
+from morec_ros.node_params import PLANNER_CONFIGS, ControllerParams
+from morec_ros.parameters import declare_params
 
 # Lockstep: the sim publishes each state once (transient-local) and waits for the answer, so a
 # controller that joins late must still receive it. Real time: only the freshest state matters,
@@ -52,57 +49,16 @@ COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 class ControllerNode(Node):
 
-    def __init__(self):
-        super().__init__('morec_controller')
-        task = declare(self, 'task', 'halfcheetah', 'task name, Gymnasium id or path of a spec YAML (sim/)')
-        bundle = declare(self, 'bundle', '', "model bundle directory; '' = models/<task>")
-        command_topic = declare(self, 'command_topic', '/effort_controller/commands', 'Float64MultiArray commands')
-        self._mode = declare(self, 'mode', 'mpc', "'mpc': plan through the model; 'policy': run an ONNX policy")
-        model_kind = declare(self, 'model', 'learned', "mode 'mpc': 'learned' (the bundle) or 'mujoco' "
-                                                       "(the task's nominal simulator, the upper bound)")
-        policy = declare(self, 'policy', '', "mode 'policy': ONNX file obs [batch, S] -> action [batch, A] "
-                                             '(relative paths from the repository root)')
-        prior_policy = declare(self, 'prior_policy', '', "mode 'mpc': an ONNX policy whose rollout through the model "
-                                                         "seeds every plan (the behaviour policy); '' = none")
-        terminal_value = declare(self, 'terminal_value', '',
-                                 "mode 'mpc': an offline policy's critic.onnx (`morec train-policy`); every plan's "
-                                 "end is valued Q(s, pi(s)) with the policy.onnx beside it; '' = none")
-        planner = declare(self, 'planner', 'mppi', f'one of {PLANNERS}')
-        filtered = declare(self, 'filtered', True, 'plan through the MOREC filter (else unfiltered_mode)')
-        unfiltered_mode = declare(self, 'unfiltered_mode', 'elite_mean', f'when not filtered: one of {UNFILTERED}')
-        threshold = declare(self, 'filter_threshold', FilterConfig.threshold, 'r_D below this ends a model rollout')
-        samples_per_elite = declare(self, 'samples_per_elite', FilterConfig.samples_per_elite,
-                                    'filter candidates drawn from each elite')
-        device = declare(self, 'device', 'auto', "ONNX Runtime device: 'auto', 'cpu' or 'cuda'")
-        threads = declare(self, 'threads', 0, 'ONNX Runtime intra-op threads (0: its default)')
-        lockstep = declare(self, 'lockstep', LoopConfig.lockstep,
-                           'the sim waits for each command: answer every state once')
-        compensate = declare(self, 'latency_compensation', LoopConfig.latency_compensation,
-                             'real time: plan from the state predicted for when the plan will be ready')
-        stale_periods = declare(self, 'stale_periods', LoopConfig.stale_periods,
-                                'state older than this many control periods is stale')
-        stale_action = declare(self, 'stale_action', LoopConfig.stale_action,
-                               f'command while stale: one of {STALE_ACTIONS}')
-        diagnostics_period = declare(self, 'diagnostics_period', 1.0, 'seconds between /diagnostics messages')
-        latency_window = declare(self, 'latency_window', LoopConfig.latency_window,
-                                 'plans the latency percentiles cover')
-        if planner not in PLANNER_CONFIGS:
-            raise ValueError(f'planner must be one of {PLANNERS}, got {planner!r}')
-        # The chosen planner's settings, each a parameter with the config's default.
-        settings = {f.name: declare(self, f.name, f.default, f'{planner} setting (morec.planners)')
-                    for f in dataclasses.fields(PLANNER_CONFIGS[planner])}
-        for name, value, allowed in (('mode', self._mode, MODES), ('unfiltered_mode', unfiltered_mode, UNFILTERED),
-                                     ('model', model_kind, MODELS)):
-            if value not in allowed:
-                raise ValueError(f'{name} must be one of {allowed}, got {value!r}')
-        if not diagnostics_period > 0:
-            raise ValueError('diagnostics_period must be positive')
-        loop_cfg = LoopConfig(lockstep, compensate, stale_periods, stale_action, latency_window)
+    def __init__(self, **kwargs):
+        super().__init__('morec_controller', **kwargs)
+        p = declare_params(self, ControllerParams)
+        settings = declare_params(self, PLANNER_CONFIGS[p.planner])  # the chosen planner's settings
+        self._mode = p.mode
 
-        self._spec = spec = load_task_spec(task)
+        self._spec = spec = load_task_spec(p.task)
         self._planner = self._policy = self._predictor = None
         if self._mode == 'mpc':
-            if model_kind == 'mujoco':
+            if p.model == 'mujoco':
                 # Imported here: a controller on a robot plans through its ONNX bundle and has no MuJoCo.
                 from morec.mujoco_model import MujocoDynamics
 
@@ -111,52 +67,51 @@ class ControllerNode(Node):
                 dynamics, reward, cfg = MujocoDynamics(spec), None, FilterConfig(mode='elite_mean', clip=None)
                 source, label = f'MuJoCo {spec.env_id} nominal', 'true model, no filter: elite_mean'
             else:
-                source = bundle_dir(bundle, spec)
-                dynamics = load_dynamics(source, spec, device, threads)
-                reward = load_reward(source, spec, device, threads) if filtered else None
-                cfg = FilterConfig(mode='filter' if filtered else unfiltered_mode, threshold=threshold,
-                                   samples_per_elite=samples_per_elite)
-                label = 'filtered' if filtered else unfiltered_mode
+                source = bundle_dir(p.bundle, spec)
+                dynamics = load_dynamics(source, spec, p.device, p.threads)
+                reward = load_reward(source, spec, p.device, p.threads) if p.filtered else None
+                cfg = FilterConfig(mode='filter' if p.filtered else p.unfiltered_mode, threshold=p.filter_threshold,
+                                   samples_per_elite=p.samples_per_elite)
+                label = 'filtered' if p.filtered else p.unfiltered_mode
             model = FilteredDynamics(dynamics, reward, cfg, is_terminal=spec.is_terminal)
             # Latency compensation predicts with the elites' mean, the best open-loop predictor (README).
             self._predictor = FilteredDynamics(dynamics, None, FilterConfig(mode='elite_mean', clip=cfg.clip))
-            prior = OnnxPolicy(model_file(prior_policy), spec, device, threads) if prior_policy else None
+            prior = OnnxPolicy(model_file(p.prior_policy), spec, p.device, p.threads) if p.prior_policy else None
             value = None
-            if terminal_value:
-                critic_path = model_file(terminal_value)
-                value = policy_value(OnnxCritic(critic_path, spec, device, threads),
-                                     OnnxPolicy(critic_path.parent / 'policy.onnx', spec, device, threads))
-            self._planner = make_planner(planner, model, spec, prior=prior, terminal_value=value, **settings)
-            self._describe = (f'{planner} ({label}) on {source}' + (f', prior {prior_policy}' if prior else '')
-                              + (f', terminal value {terminal_value}' if value else ''))
+            if p.terminal_value:
+                critic_path = model_file(p.terminal_value)
+                value = policy_value(OnnxCritic(critic_path, spec, p.device, p.threads),
+                                     OnnxPolicy(critic_path.parent / 'policy.onnx', spec, p.device, p.threads))
+            self._planner = make_planner(p.planner, model, spec, prior=prior, terminal_value=value,
+                                         **dataclasses.asdict(settings))
+            self._describe = (f'{p.planner} ({label}) on {source}' + (f', prior {p.prior_policy}' if prior else '')
+                              + (f', terminal value {p.terminal_value}' if value else ''))
             self._warm_up(source)
         else:
-            if not policy:
-                raise ValueError("mode 'policy' needs the policy parameter: the path of an exported ONNX policy")
-            self._policy = OnnxPolicy(model_file(policy), spec, device, threads)
-            self._describe = f'policy {policy}'
-            self._warm_up(policy)
+            self._policy = OnnxPolicy(model_file(p.policy), spec, p.device, p.threads)
+            self._describe = f'policy {p.policy}'
+            self._warm_up(p.policy)
 
         self._lock = threading.Condition()  # the loop is called from the executor and the planner thread
-        self._loop = ControlLoop(spec, loop_cfg, self._act, self._predict, self.get_logger(), time.monotonic())
-        self._cmd_pub = self.create_publisher(Float64MultiArray, command_topic, COMMAND_QOS)
+        self._loop = ControlLoop(spec, p.loop, self._act, self._predict, self.get_logger(), time.monotonic())
+        self._cmd_pub = self.create_publisher(Float64MultiArray, p.command_topic, COMMAND_QOS)
         self._plan_pub = self.create_publisher(Float64MultiArray, 'morec/plan', 1)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(JointState, 'joint_states', self._on_state,
-                                 LOCKSTEP_STATE_QOS if lockstep else REALTIME_STATE_QOS)
+                                 LOCKSTEP_STATE_QOS if p.loop.lockstep else REALTIME_STATE_QOS)
         if spec.base:  # the base joints' state comes from odometry
             self.create_subscription(Odometry, spec.base.topic, self._on_odometry,
-                                     LOCKSTEP_STATE_QOS if lockstep else REALTIME_STATE_QOS)
+                                     LOCKSTEP_STATE_QOS if p.loop.lockstep else REALTIME_STATE_QOS)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(spec.control_period, self._on_tick, clock=steady)
-        self.create_timer(diagnostics_period, self._publish_diagnostics, clock=steady)
+        self.create_timer(p.diagnostics_period, self._publish_diagnostics, clock=steady)
 
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._plan_loop, name='planner', daemon=True)
         self._thread.start()
         self.get_logger().info(
-            f"{spec.env_id}: {self._describe}, {'lockstep' if lockstep else 'real time'}, "
-            f'period {spec.control_period} s, commands on {command_topic}')
+            f"{spec.env_id}: {self._describe}, {'lockstep' if p.loop.lockstep else 'real time'}, "
+            f'period {spec.control_period} s, commands on {p.command_topic}')
 
     def _warm_up(self, source):
         """One plan on a zero state: ONNX Runtime's first run is slow, and a graph that fails should fail now."""

@@ -20,38 +20,27 @@ from std_msgs.msg import Float64, Float64MultiArray
 
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.task_spec import load_task_spec
-from morec_ros.common import (MONITOR_QOS, Transitions, bundle_dir, declare, diagnostics,
-                              load_dynamics, main_for, matrix)
+from morec_ros.common import MONITOR_QOS, Transitions, bundle_dir, diagnostics, load_dynamics, main_for, matrix
 from morec_ros.input_check import InputCheck
+from morec_ros.node_params import DynamicsParams
+from morec_ros.parameters import declare_params
 
 
 class DynamicsNode(Node):
 
-    def __init__(self):
-        super().__init__('morec_dynamics')
-        task = declare(self, 'task', 'halfcheetah', 'task name, Gymnasium id or path of a spec YAML (sim/)')
-        bundle = declare(self, 'bundle', '', "model bundle directory; '' = models/<task>")
-        command_topic = declare(self, 'command_topic', '/effort_controller/commands', 'Float64MultiArray commands')
-        samples_per_elite = declare(self, 'samples_per_elite', FilterConfig.samples_per_elite,
-                                    'candidates drawn from each elite')
-        seed = declare(self, 'seed', 0, 'seed of the candidate draws')
-        device = declare(self, 'device', 'auto', "ONNX Runtime device: 'auto', 'cpu' or 'cuda'")
-        threads = declare(self, 'threads', 1, 'ONNX Runtime intra-op threads (0: its default)')
-        window = declare(self, 'error_window', 100, 'transitions the error summary covers')
-        diagnostics_period = declare(self, 'diagnostics_period', 1.0, 'seconds between /diagnostics messages')
-        if window < 1 or not diagnostics_period > 0:
-            raise ValueError('error_window and diagnostics_period must be positive')
-
-        spec = load_task_spec(task)
-        path = bundle_dir(bundle, spec)
+    def __init__(self, **kwargs):
+        super().__init__('morec_dynamics', **kwargs)
+        p = declare_params(self, DynamicsParams)
+        spec = load_task_spec(p.task)
+        path = bundle_dir(p.bundle, spec)
         # Candidates as the filter draws them; steps give the elite-mean prediction the error is measured on.
-        cfg = FilterConfig(mode='elite_mean', samples_per_elite=samples_per_elite)
-        self._model = FilteredDynamics(load_dynamics(path, spec, device, threads), None, cfg)
+        cfg = FilterConfig(mode='elite_mean', samples_per_elite=p.samples_per_elite)
+        self._model = FilteredDynamics(load_dynamics(path, spec, p.device, p.threads), None, cfg)
         self._hardware_id = f'{spec.env_id}: {path}'
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(p.seed)
         self._check = InputCheck(self.get_logger(), spec)
         self._transitions = Transitions(spec.control_period)
-        self._errors = deque(maxlen=window)
+        self._errors = deque(maxlen=p.error_window)
         self._reported_drops = 0
 
         self._cand_pub = self.create_publisher(Float64MultiArray, 'morec/candidates', 10)
@@ -60,11 +49,11 @@ class DynamicsNode(Node):
         self.create_subscription(JointState, 'joint_states', self._on_state, MONITOR_QOS)
         if spec.base:  # the base joints' state comes from odometry
             self.create_subscription(Odometry, spec.base.topic, self._check.odometry, MONITOR_QOS)
-        self.create_subscription(Float64MultiArray, command_topic, self._on_command, MONITOR_QOS)
+        self.create_subscription(Float64MultiArray, p.command_topic, self._on_command, MONITOR_QOS)
         # Steady: diagnostics keep coming when a sim that publishes /clock (use_sim_time) stops.
-        self.create_timer(diagnostics_period, self._publish_diagnostics,
+        self.create_timer(p.diagnostics_period, self._publish_diagnostics,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self.get_logger().info(f'{self._hardware_id}: candidates for every command on {command_topic}')
+        self.get_logger().info(f'{self._hardware_id}: candidates for every command on {p.command_topic}')
 
     def _on_command(self, msg, info):
         command = self._check.command(msg)

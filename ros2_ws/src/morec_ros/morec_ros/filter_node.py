@@ -22,57 +22,41 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from morec.bundle import read_card
-from morec.monitor import DEFAULT_ALARM_ON, SIGNALS, GapMonitor, transition_signals
+from morec.monitor import GapMonitor, transition_signals
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.task_spec import load_task_spec
-from morec_ros.common import (MONITOR_QOS, Transitions, bundle_dir, declare, diagnostics,
-                              load_dynamics, load_reward, main_for)
+from morec_ros.common import MONITOR_QOS, Transitions, bundle_dir, diagnostics, load_dynamics, load_reward, main_for
 from morec_ros.input_check import InputCheck
+from morec_ros.node_params import FilterParams, MonitorParams
+from morec_ros.parameters import declare_params
 
 
 class FilterNode(Node):
 
-    def __init__(self):
-        super().__init__('morec_filter')
-        task = declare(self, 'task', 'halfcheetah', 'task name, Gymnasium id or path of a spec YAML (sim/)')
-        bundle = declare(self, 'bundle', '', "model bundle directory; '' = models/<task>")
-        command_topic = declare(self, 'command_topic', '/effort_controller/commands', 'Float64MultiArray commands')
-        samples_per_elite = declare(self, 'samples_per_elite', FilterConfig.samples_per_elite,
-                                    'candidates drawn from each elite')
-        threshold = declare(self, 'filter_threshold', FilterConfig.threshold, 'a selected r_D below this is untrusted')
-        seed = declare(self, 'seed', 0, 'seed of the candidate draws')
-        device = declare(self, 'device', 'auto', "ONNX Runtime device: 'auto', 'cpu' or 'cuda'")
-        threads = declare(self, 'threads', 1, 'ONNX Runtime intra-op threads (0: its default)')
-        diagnostics_period = declare(self, 'diagnostics_period', 1.0, 'seconds between /diagnostics messages')
-        spec = load_task_spec(task)
-        path = bundle_dir(bundle, spec)
+    def __init__(self, **kwargs):
+        super().__init__('morec_filter', **kwargs)
+        p = declare_params(self, FilterParams)
+        spec = load_task_spec(p.task)
+        path = bundle_dir(p.bundle, spec)
         # The monitor's defaults: the bundle's calibration when it has one.
         calibrated = read_card(path).get('monitor', {}).get('calibration', {})
         limits = calibrated.get('thresholds', {})
-        signals = declare(self, 'monitor_signals', list(DEFAULT_ALARM_ON),
-                          f'signals that raise the gap warning, of {SIGNALS}')
-        window = declare(self, 'monitor_window', calibrated.get('window', 50), 'real transitions the monitor averages')
-        thresholds = {
-            'dynamics_reward': declare(self, 'monitor_threshold', limits.get('dynamics_reward', FilterConfig.threshold),
-                                       'WARN while the mean r_D of recent real transitions is below this'),
-            'one_step_error': declare(self, 'error_threshold', limits.get('one_step_error', 0.0),
-                                      'WARN while the mean normalised one-step error is above this (0: off)'),
-            'disagreement': declare(self, 'disagreement_threshold', limits.get('disagreement', 0.0),
-                                    'WARN while the mean ensemble disagreement is above this (0: off)'),
-        }
-        if window < 1 or not diagnostics_period > 0:
-            raise ValueError('monitor_window and diagnostics_period must be positive')
-        if set(signals) - set(SIGNALS):
-            raise ValueError(f'monitor_signals must be among {SIGNALS}, got {signals}')
-
-        self._reward = load_reward(path, spec, device, threads)
-        self._dynamics = load_dynamics(path, spec, device, threads)
+        m = declare_params(self, MonitorParams, {
+            'monitor_window': calibrated.get('window', MonitorParams.monitor_window),
+            'monitor_threshold': limits.get('dynamics_reward', MonitorParams.monitor_threshold),
+            'error_threshold': limits.get('one_step_error', MonitorParams.error_threshold),
+            'disagreement_threshold': limits.get('disagreement', MonitorParams.disagreement_threshold)})
+        thresholds = {'dynamics_reward': m.monitor_threshold, 'one_step_error': m.error_threshold,
+                      'disagreement': m.disagreement_threshold}
+        window = m.monitor_window
+        self._reward = load_reward(path, spec, p.device, p.threads)
+        self._dynamics = load_dynamics(path, spec, p.device, p.threads)
         self._obs_scale = np.asarray(self._dynamics.meta['input_std'][: spec.obs_dim], np.float32)
-        cfg = FilterConfig(mode='filter', samples_per_elite=samples_per_elite, threshold=threshold)
+        cfg = FilterConfig(mode='filter', samples_per_elite=p.samples_per_elite, threshold=p.filter_threshold)
         self._model = FilteredDynamics(self._dynamics, self._reward, cfg)
-        self._monitor = GapMonitor({name: thresholds[name] for name in signals if thresholds[name] > 0}, window)
+        self._monitor = GapMonitor({k: thresholds[k] for k in m.monitor_signals if thresholds[k] > 0}, window)
         self._hardware_id = f'{spec.env_id}: {path}'
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(p.seed)
         self._check = InputCheck(self.get_logger(), spec)
         self._transitions = Transitions(spec.control_period)
         self._selected = deque(maxlen=window)  # r_D of recent selected predictions
@@ -87,9 +71,9 @@ class FilterNode(Node):
         self.create_subscription(JointState, 'joint_states', self._on_state, MONITOR_QOS)
         if spec.base:  # the base joints' state comes from odometry
             self.create_subscription(Odometry, spec.base.topic, self._check.odometry, MONITOR_QOS)
-        self.create_subscription(Float64MultiArray, command_topic, self._on_command, MONITOR_QOS)
+        self.create_subscription(Float64MultiArray, p.command_topic, self._on_command, MONITOR_QOS)
         # Steady: diagnostics keep coming when a sim that publishes /clock (use_sim_time) stops.
-        self.create_timer(diagnostics_period, self._publish_diagnostics,
+        self.create_timer(p.diagnostics_period, self._publish_diagnostics,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
         rules = ', '.join(f'{k} {"<" if k == "dynamics_reward" else ">"} {v:.4g}'
                           for k, v in self._monitor.thresholds.items()) or 'no signal'

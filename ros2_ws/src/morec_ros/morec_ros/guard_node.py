@@ -18,8 +18,10 @@ from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray
 
 from morec.task_spec import load_task_spec
-from morec_ros.command_guard import CommandGuard, GuardConfig
-from morec_ros.common import LEVELS, MONITOR_QOS, declare, diagnostics, main_for
+from morec_ros.command_guard import CommandGuard
+from morec_ros.common import LEVELS, MONITOR_QOS, diagnostics, main_for
+from morec_ros.node_params import GuardParams
+from morec_ros.parameters import declare_params
 
 # Silence is noticed within a quarter period of its limit: kill to zero stays under 3 periods at the default 2.
 CHECKS_PER_PERIOD = 4
@@ -27,34 +29,20 @@ CHECKS_PER_PERIOD = 4
 
 class GuardNode(Node):
 
-    def __init__(self):
-        super().__init__('morec_guard')
-        task = declare(self, 'task', 'halfcheetah', 'task name, Gymnasium id or path of a spec YAML (sim/)')
-        request_topic = declare(self, 'request_topic', '/morec/command_request',
-                                "the controller's commands (its command_topic parameter)")
-        command_topic = declare(self, 'command_topic', '/effort_controller/commands',
-                                "the robot's forward command controller")
-        silent_periods = declare(self, 'silent_periods', GuardConfig.silent_periods,
-                                 'command zero after this many control periods without a valid command')
-        max_rate = declare(self, 'max_commands_per_period', GuardConfig.max_commands_per_period,
-                           'commands beyond this many per control period (on average) are dropped')
-        lockstep = declare(self, 'lockstep', GuardConfig.lockstep,
-                           'the sim waits for each command: check and forward only')
-        diagnostics_period = declare(self, 'diagnostics_period', 1.0, 'seconds between /diagnostics messages')
-        if not diagnostics_period > 0:
-            raise ValueError('diagnostics_period must be positive')
-        spec = load_task_spec(task)
-        self._hardware_id = f'{spec.env_id}: {request_topic} -> {command_topic}'
-        self._guard = CommandGuard(spec, GuardConfig(silent_periods, max_rate, lockstep), self.get_logger(),
-                                   time.monotonic())
-        self._pub = self.create_publisher(Float64MultiArray, command_topic, MONITOR_QOS)
+    def __init__(self, **kwargs):
+        super().__init__('morec_guard', **kwargs)
+        p = declare_params(self, GuardParams)
+        spec = load_task_spec(p.task)
+        self._hardware_id = f'{spec.env_id}: {p.request_topic} -> {p.command_topic}'
+        self._guard = CommandGuard(spec, p.guard, self.get_logger(), time.monotonic())
+        self._pub = self.create_publisher(Float64MultiArray, p.command_topic, MONITOR_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(Float64MultiArray, request_topic, self._on_request, MONITOR_QOS)
+        self.create_subscription(Float64MultiArray, p.request_topic, self._on_request, MONITOR_QOS)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(spec.control_period / CHECKS_PER_PERIOD, self._on_tick, clock=steady)
-        self.create_timer(diagnostics_period, self._publish_diagnostics, clock=steady)
+        self.create_timer(p.diagnostics_period, self._publish_diagnostics, clock=steady)
         self.get_logger().info(f'{self._hardware_id}, zero after {self._guard.silent_after:.3f} s of silence'
-                               + (' (lockstep: forwarding only)' if lockstep else ''))
+                               + (' (lockstep: forwarding only)' if p.guard.lockstep else ''))
 
     def _on_request(self, msg):
         self._send(self._guard.receive(msg, time.monotonic()))

@@ -16,7 +16,6 @@ import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterException
 from rclpy.executors import SingleThreadedExecutor
@@ -29,7 +28,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray
 
 from morec_ros.bag_writer import BagWriter, default_folder
-from morec_ros.parameters import reject_undeclared_parameters
+from morec_ros.node_params import RecordParams
+from morec_ros.parameters import declare_params, reject_undeclared_parameters
 
 TOPICS = {
     '/joint_states': JointState,
@@ -53,25 +53,15 @@ def type_name(msg_type) -> str:
 
 class RecordNode(Node):
 
-    def __init__(self):
-        super().__init__('morec_record')
-        task = self._param('task', '', 'task of the recorded stack, stored in the files for `morec dataset`')
-        command_topic = self._param('command_topic', '/effort_controller/commands', 'Float64MultiArray commands')
-        output = self._param('output', '', "output folder (must not exist or be empty); '' = recordings/morec_<time>")
-        split_size_mb = self._param('split_size_mb', 0.0, 'start a new file at this size in MB (0: never)')
-        split_duration = self._param('split_duration', 0.0, 'start a new file after this many seconds (0: never)')
-        chunk_kb = self._param('chunk_kb', 1024, 'chunk size in kB (a chunk is the unit of zstd compression)')
-        flush_period = self._param('flush_period', 1.0, 'seconds between chunk flushes: the most a SIGKILL loses')
-        depth = self._param('queue_depth', 1000, 'messages each subscription buffers while the writer is busy')
-        if split_size_mb < 0 or split_duration < 0 or chunk_kb < 1 or not flush_period > 0 or depth < 1:
-            raise ValueError('split_size_mb and split_duration must be >= 0; chunk_kb, flush_period and '
-                             'queue_depth positive')
-
-        self._bag = BagWriter(output or default_folder(), int(split_size_mb * 1e6), split_duration, chunk_kb * 1024,
-                              metadata={'task': task, 'command_topic': command_topic, 'recorder': 'morec_record'})
+    def __init__(self, **kwargs):
+        super().__init__('morec_record', **kwargs)
+        p = declare_params(self, RecordParams)
+        self._bag = BagWriter(p.output or default_folder(), int(p.split_size_mb * 1e6), p.split_duration,
+                              p.chunk_kb * 1024,
+                              metadata={'task': p.task, 'command_topic': p.command_topic, 'recorder': 'morec_record'})
         self.last_message = time.monotonic()
-        qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
-        for topic, msg_type in {**TOPICS, command_topic: Float64MultiArray}.items():
+        qos = QoSProfile(depth=p.queue_depth, reliability=ReliabilityPolicy.RELIABLE)
+        for topic, msg_type in {**TOPICS, p.command_topic: Float64MultiArray}.items():
             self._bag.add_topic(topic, type_name(msg_type))
             # A best-effort publisher cannot serve a reliable subscription: say so rather than record nothing.
             # What a volatile subscription gets starts when it has matched a publisher: say when.
@@ -82,11 +72,8 @@ class RecordNode(Node):
                 matched=lambda event, t=topic: self.get_logger().info(f'{t}: {event.current_count} publisher(s)'))
             self.create_subscription(msg_type, topic, lambda data, info, t=topic: self._write(t, data, info), qos,
                                      event_callbacks=events, raw=True)
-        self.create_timer(flush_period, self._bag.flush)
+        self.create_timer(p.flush_period, self._bag.flush)
         self.get_logger().info(f'recording {len(TOPICS) + 1} topics to {self._bag.folder}')
-
-    def _param(self, name, default, description):
-        return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
 
     def _write(self, topic, data, info):
         # Log time: when DDS received it; publish time: the publisher's source timestamp (as rosbag2 stores them).

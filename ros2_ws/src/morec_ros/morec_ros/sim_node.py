@@ -21,7 +21,6 @@ import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.logging import get_logger
@@ -33,8 +32,9 @@ from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 
 from morec.simulator import SimulatedRobot
-from morec.task_spec import VARIANT_KEYS, TaskSpecError, load_task_spec
-from morec_ros.parameters import reject_undeclared_parameters
+from morec.task_spec import VARIANT_KEYS, TaskSpecError, Variant, load_task_spec
+from morec_ros.node_params import SimParams
+from morec_ros.parameters import declare, declare_params, field_docs, reject_undeclared_parameters
 
 # Reliable so that subscribers asking for reliable delivery (the ROS default) match as well as
 # sensor-data (best-effort) ones; transient-local with depth 1 so a controller started after the
@@ -47,47 +47,31 @@ CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 # delivery (matches default-QoS publishers; a best-effort publisher would not match).
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
-MODES = ('realtime', 'lockstep')
-
 
 class SimNode(Node):
 
-    def __init__(self):
-        super().__init__('morec_sim')
-        task = self._param('task', 'halfcheetah', 'task name, Gymnasium id or path of a spec YAML (sim/)')
-        variant_name = self._param('variant', 'nominal', 'robot variant from the task spec')
-        self._mode = self._param('mode', 'realtime', "'realtime': wall-clock timer; 'lockstep': one step per command")
-        real_time_factor = self._param('real_time_factor', 1.0, 'realtime mode: sim seconds per wall second; '
-                                                                'lockstep_paced: the most it may reach')
-        self._paced = self._param('lockstep_paced', False, 'lockstep: never faster than real_time_factor')
-        command_topic = self._param('command_topic', '/effort_controller/commands', 'Float64MultiArray commands')
-        self._publish_clock = self._param('publish_clock', True, 'publish /clock for nodes with use_sim_time')
-        seed = self._param('seed', 0, 'seed of the first episode and of the sensor noise')
-        episode_length = self._param('episode_length', 1000, 'steps before an episode is truncated')
-        diagnostics_period = self._param('diagnostics_period', 1.0, 'seconds between /diagnostics messages')
-        start_paused = self._param('start_paused', False, 'publish the first state only when ~/pause turns false')
-
-        spec = load_task_spec(task)
-        variant = spec.variant(variant_name)
+    def __init__(self, **kwargs):
+        super().__init__('morec_sim', **kwargs)
+        p = declare_params(self, SimParams)
+        self._mode, self._paced, self._publish_clock = p.mode, p.lockstep_paced, p.publish_clock
+        spec = load_task_spec(p.task)
+        variant = spec.variant(p.variant)
         # The variant's values are the defaults; parameters override them one by one.
-        variant = variant.replace(**{
-            key: self._param(key, getattr(variant, key), f'overrides the variant\'s {key}') for key in VARIANT_KEYS})
-        if self._mode not in MODES:
-            raise ValueError(f'mode must be one of {MODES}, got {self._mode!r}')
-        if not real_time_factor > 0 or not diagnostics_period > 0 or episode_length < 1:
-            raise ValueError('real_time_factor, diagnostics_period and episode_length must be positive')
+        docs = field_docs(Variant, frozenset(VARIANT_KEYS))
+        variant = variant.replace(**{key: declare(self, key, getattr(variant, key), f"overrides the variant's {key}: "
+                                                  f'{docs.get(key, "")}') for key in VARIANT_KEYS})
         if self.get_parameter('use_sim_time').value:
             raise ValueError('the sim node publishes /clock itself and cannot run on sim time')
 
-        self._robot = SimulatedRobot(spec, variant, seed, episode_length)
+        self._robot = SimulatedRobot(spec, variant, p.seed, p.episode_length)
         self._period_ns = round(spec.control_period * 1e9)
-        self._min_wall_period = spec.control_period / real_time_factor
+        self._min_wall_period = spec.control_period / p.real_time_factor
         self._next_step = 0.0  # lockstep_paced: the steady time before which no step is taken
         self._pending_step = None  # lockstep_paced: the one-shot timer of a step that waits for its time
         self._command = np.zeros(spec.action_dim)
-        self._paused = start_paused
+        self._paused = p.start_paused
         # Silent until started: a controller that has never seen a state waits without its watchdog firing.
-        self._started = not start_paused
+        self._started = not p.start_paused
         self._received = 0
         self._clipped = 0
         self._dropped = Counter(wrong_length=0, non_finite=0)
@@ -100,13 +84,13 @@ class SimNode(Node):
         self._clock_pub = self.create_publisher(Clock, '/clock', CLOCK_QOS)
         self._return_pub = self.create_publisher(Float64, 'morec/episode_return', 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(Float64MultiArray, command_topic, self._on_command, COMMAND_QOS)
+        self.create_subscription(Float64MultiArray, p.command_topic, self._on_command, COMMAND_QOS)
         self.create_service(Trigger, '~/reset', self._on_reset)
         self.create_service(SetBool, '~/pause', self._on_pause)
         self._ticker = None
         if self._mode == 'realtime':
-            self._ticker = self.create_timer(spec.control_period / real_time_factor, self._on_tick)
-        self.create_timer(diagnostics_period, self._publish_diagnostics)
+            self._ticker = self.create_timer(spec.control_period / p.real_time_factor, self._on_tick)
+        self.create_timer(p.diagnostics_period, self._publish_diagnostics)
 
         if self._started:
             self._publish_time()
@@ -114,10 +98,7 @@ class SimNode(Node):
         actuators = ', '.join(a.name for a in spec.actuators)
         self.get_logger().info(
             f'{spec.env_id} ({variant.name}), {self._mode}, period {spec.control_period} s; '
-            f'commands on {command_topic}: [{actuators}]; {variant}')
-
-    def _param(self, name, default, description):
-        return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+            f'commands on {p.command_topic}: [{actuators}]; {variant}')
 
     def _on_command(self, msg):
         command = np.asarray(msg.data, dtype=np.float64)
