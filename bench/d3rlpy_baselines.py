@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import pickle
 import random
@@ -215,6 +214,9 @@ def evaluate(algo, env, task: str, episodes: int, seed: int) -> dict:
 def write_json_atomic(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a result is an ordinary file
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=2)
