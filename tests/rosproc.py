@@ -29,6 +29,14 @@ def domain_id(offset):
     return 1 + (os.getpid() * 7 + offset) % 100
 
 
+def ros_args(params: dict) -> list[str]:
+    """--ros-args -p k:=v ... for a node's parameters."""
+    args = ["--ros-args"]
+    for key, value in params.items():
+        args += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
+    return args
+
+
 class NodeProcess:
     """`python -m morec_ros.<module> --ros-args -p k:=v ...` with its output in a log file.
 
@@ -39,9 +47,7 @@ class NodeProcess:
     def __init__(self, module, params: dict, domain: int, log_dir: Path, *, command=None, prefix=()):
         self.log = log_dir / f"{module}_{domain}_{time.monotonic_ns()}.log"
         if command is None:
-            command = [sys.executable, "-m", f"morec_ros.{module}", "--ros-args"]
-            for key, value in params.items():
-                command += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
+            command = [sys.executable, "-m", f"morec_ros.{module}", *ros_args(params)]
         args = [*prefix, *command]
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,

@@ -1,4 +1,7 @@
-"""Closed loop over DDS: the sim node in lockstep and the MPC controller on the shipped InvertedPendulum bundle."""
+"""Closed loop over DDS: the sim node in lockstep and the MPC controller on the shipped InvertedPendulum bundle,
+in a process each or both in one (morec_stack)."""
+
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +14,7 @@ from std_msgs.msg import Float64, Float64MultiArray  # noqa: E402
 
 from morec.simulator import SimulatedRobot  # noqa: E402
 from morec.task_spec import load_task_spec  # noqa: E402
-from rosproc import MULTIPROCESS, BUNDLE, COMMAND_TOPIC, Client, NodeProcess, domain_id  # noqa: E402
+from rosproc import MULTIPROCESS, BUNDLE, COMMAND_TOPIC, Client, NodeProcess, domain_id, ros_args  # noqa: E402
 
 pytestmark = MULTIPROCESS
 
@@ -20,6 +23,7 @@ EPISODE = 150  # steps before the sim truncates the episode
 # watchdog zero command would be a step the other run does not take.
 CONTROLLER = {"task": "inverted_pendulum", "bundle": str(BUNDLE), "lockstep": True, "planner": "mppi",
               "samples": 100, "horizon": 10, "seed": 3, "threads": 1, "device": "cpu", "stale_periods": 250.0}
+SIM = {"task": "inverted_pendulum", "mode": "lockstep", "seed": 7, "start_paused": True, "episode_length": EPISODE}
 
 
 @pytest.fixture(autouse=True)
@@ -40,8 +44,9 @@ def random_return(episodes=20, seed=0, episode_length=EPISODE):
     return float(np.mean(returns))
 
 
-def closed_loop(tmp_path, domain):
-    """One episode: (its return, the states [T + 1, 4] of the episode, the T commands that drove it)."""
+def closed_loop(tmp_path, domain, one_process=False):
+    """One episode: (its return, the states [T + 1, 4] of the episode, the T commands that drove it).
+    With `one_process` the sim and the controller run in one morec_stack process."""
     client = Client(domain)
     latched = QoSProfile(depth=1000, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     states = client.subscribe(JointState, "/joint_states", latched)
@@ -50,9 +55,13 @@ def closed_loop(tmp_path, domain):
     plans = client.subscribe(Float64MultiArray, "/morec/plan", 1000)
     # The sim starts paused and runs only once every publisher and subscriber is matched: a lockstep
     # episode runs as fast as the planner, so a late discovery would lose the first messages.
-    controller = NodeProcess("controller_node", CONTROLLER, domain, tmp_path)
-    sim = NodeProcess("sim_node", {"task": "inverted_pendulum", "mode": "lockstep", "seed": 7, "start_paused": True,
-                                   "episode_length": EPISODE}, domain, tmp_path)
+    if one_process:
+        command = [sys.executable, "-m", "morec_ros.stack", "morec_controller", *ros_args(CONTROLLER), "--",
+                   "morec_sim", *ros_args(SIM), "--"]
+        controller = sim = NodeProcess("stack", {}, domain, tmp_path, command=command)
+    else:
+        controller = NodeProcess("controller_node", CONTROLLER, domain, tmp_path)
+        sim = NodeProcess("sim_node", SIM, domain, tmp_path)
     try:
         client.watched = [sim, controller]
         node = client.node
@@ -67,7 +76,7 @@ def closed_loop(tmp_path, domain):
         assert client.spin_until(future.done, 10.0), sim.output()
         assert client.spin_until(lambda: returns, 60.0), f"no episode end:\n{controller.output()}\n{sim.output()}"
         assert controller.stop() == 0, controller.output()
-        client.watched = [sim]
+        client.watched = [] if one_process else [sim]  # in one process, the sim stopped with the controller
         client.spin_until(lambda: False, 0.5)  # the last command's state
         assert sim.stop() == 0, sim.output()
     finally:
@@ -104,3 +113,14 @@ def test_lockstep_closed_loop_balances_and_is_deterministic(tmp_path):
     low, high = load_task_spec("inverted_pendulum").action_low, load_task_spec("inverted_pendulum").action_high
     sent = np.array([c for c in first[2] if c is not None])
     assert sent.shape[1] == 1 and (sent >= low).all() and (sent <= high).all()
+
+
+def test_one_process_runs_the_same_episode(tmp_path):
+    """The sim and the controller on one executor in one process: each node reads its own parameters, and the
+    episode is the one the separate processes run with the same seeds."""
+    together = closed_loop(tmp_path, domain_id(22), one_process=True)
+    apart = closed_loop(tmp_path, domain_id(23))
+    print(f"closed-loop return {together[0]:.0f} in one process, {apart[0]:.0f} in two")
+    assert len(together[2]) >= 50 and together[0] >= 10 * random_return()
+    assert together[0] == apart[0]
+    np.testing.assert_array_equal(together[1], apart[1])

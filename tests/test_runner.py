@@ -195,3 +195,26 @@ def test_sim_only_brings_up_the_sim_node_in_the_given_domain():
     assert code == 0, text
     assert "[morec_sim] [INFO]" in text and "HalfCheetah-v5 (real), realtime" in text
     assert not alive(pids(text)["morec_sim"])
+
+
+def test_one_process_runs_the_nodes_in_one_morec_stack_and_a_node_that_cannot_start_stops_it():
+    pytest.importorskip("rclpy")
+    out = io.StringIO()
+    code = runner.up("full", domain_id(4), task="inverted_pendulum", one_process=True, output=out,
+                     overrides={"morec_controller": {"samples": 1, "device": "cpu"}})
+    text = out.getvalue()
+    assert code == 1, text
+    assert list(pids(text)) == ["morec_stack"], text  # one process for the five nodes
+    # Each node with its own name, parameter files and overrides, as its own process would get them.
+    command = re.search(r"\[runner\] started morec_stack \(pid \d+\): (.*)", text)[1]
+    assert "morec_sim --ros-args -r __node:=morec_sim --params-file" in command
+    assert '-p morec_controller:samples:=1 -p morec_controller:device:="cpu" --' in command
+    assert "[morec_stack] [INFO]" in text and "[morec_guard]" in text  # the nodes before it started
+    assert re.search(r"\[FATAL\] \[\d+\.\d+\] \[morec_controller\]: cannot start: parameter samples=1: need samples", text)
+    assert "Traceback" not in text
+
+
+def test_morec_stack_rejects_a_node_it_does_not_run():
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "morec_stack"), "morec_record",
+                           "--ros-args", "--"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "morec_record is not a node morec_stack runs" in proc.stderr, proc.stderr

@@ -33,6 +33,7 @@ setup(
         "morec_guard = morec_ros.guard_node:main",
         "morec_demo = morec_ros.demo:main",
         "morec_record = morec_ros.record_node:main",
+        "morec_stack = morec_ros.stack:main",
     ]},
     zip_safe=True,
     license="Apache-2.0",

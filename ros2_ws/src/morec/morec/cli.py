@@ -323,6 +323,9 @@ class Up(Command):
     (default: the task of the config's parameter files, launch/params/stack.yaml's)"""
     domain_id: int | None = None
     """ROS_DOMAIN_ID for all nodes"""
+    one_process: bool = False
+    """run the nodes together in one process on one executor (morec_stack), each with its own name and
+    parameters, instead of one process per node"""
 
 
 def _group(name: str, description: str, *members) -> type:
@@ -664,7 +667,7 @@ def cmd_report(args: Report) -> int:
 def cmd_up(args: Up) -> int:
     from .runner import up
 
-    return up(args.config, args.domain_id, task=args.task)
+    return up(args.config, args.domain_id, task=args.task, one_process=args.one_process)
 
 
 # What each command runs; a group's member is the command that runs.

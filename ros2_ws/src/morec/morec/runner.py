@@ -16,6 +16,10 @@ Each node runs as its own process with `--ros-args -r __node:=<name> --params-fi
 config's files, the task's, then any a caller such as `morec_demo` adds, then its overrides as
 `-p <name>:<parameter>:=<value>`), its output prefixed with its name. Everything stops on Ctrl-C /
 SIGTERM, or as soon as one node exits on its own; that is a failure and `up` returns non-zero.
+
+With `one_process` the nodes run together in one process instead, on one executor (`morec_stack`, in
+morec_ros): each with its own name, parameter files and overrides, exactly the arguments its own
+process would get; a node that cannot start stops them all.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import yaml
 from .share import package_prefix, share_dir
 
 DEFAULT_PACKAGE = "morec_ros"
+STACK_EXECUTABLE = "morec_stack"  # runs several nodes in one process
 
 
 class RunnerError(RuntimeError):
@@ -61,6 +66,14 @@ class NodeProcess:
         for key, value in self.overrides:
             args += ["-p", f"{self.name}:{key}:={json.dumps(value)}"]
         return args
+
+
+def one_process_command(nodes: Sequence[NodeProcess], stack: Path) -> list[str]:
+    """`morec_stack` running `nodes`, each named by its executable and followed by its own ROS arguments."""
+    args = [str(stack)]
+    for node in nodes:
+        args += [node.executable.name, *node.command()[1:], "--"]
+    return args
 
 
 def config_dir() -> Path:
@@ -157,12 +170,14 @@ def configured_task(param_files: Sequence[os.PathLike]) -> str | None:
 
 def up(config: str | os.PathLike, domain_id: int | None = None, *, task: str | None = None,
        params: Sequence[os.PathLike] = (), overrides: Mapping[str, Mapping[str, Any]] | None = None,
-       stop: threading.Event | None = None, stop_timeout: float = 5.0, output: TextIO | None = None) -> int:
+       stop: threading.Event | None = None, stop_timeout: float = 5.0, output: TextIO | None = None,
+       one_process: bool = False) -> int:
     """Run the nodes of `config` until Ctrl-C / SIGTERM (returns 0) or until one exits (returns non-zero).
 
     `task` (a task name or spec path) is given to every node, with its parameter file when it has one;
     `params` are parameter files every node reads after those; `overrides` ({node name:
-    {parameter: value}}) win over all files; setting `stop` ends the run as Ctrl-C does.
+    {parameter: value}}) win over all files; setting `stop` ends the run as Ctrl-C does; `one_process` runs the
+    nodes in one process (`morec_stack`).
     Must be called from the main thread (it handles SIGINT and SIGTERM while running).
     """
     out = _Output(output or sys.stdout)
@@ -181,6 +196,12 @@ def up(config: str | os.PathLike, domain_id: int | None = None, *, task: str | N
         nodes = [dataclasses.replace(node, params=node.params + extra,
                                      overrides=tuple({**given, **overrides.get(node.name, {})}.items()))
                  for node in nodes]
+        commands = {node.name: node.command() for node in nodes}
+        if one_process:
+            stack = _find_executable(STACK_EXECUTABLE, DEFAULT_PACKAGE, Path.cwd())
+            if stack is None:
+                raise RunnerError(f"not found: executable {STACK_EXECUTABLE} (is morec_ros installed? `make setup`)")
+            commands = {STACK_EXECUTABLE: one_process_command(nodes, stack)}
     except RunnerError as e:
         out.line("runner", f"error: {e}")
         return 2
@@ -200,15 +221,15 @@ def up(config: str | os.PathLike, domain_id: int | None = None, *, task: str | N
     pumps = []
     failure = None
     try:
-        for node in nodes:
+        for name, command in commands.items():
             # A session of its own: a terminal's Ctrl-C reaches only the runner, which stops the
             # nodes in order instead of all of them racing.
-            proc = subprocess.Popen(node.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, env=env, text=True, errors="replace",
                                     start_new_session=True)
-            running[node.name] = proc
-            pumps.append(out.pump(node.name, proc.stdout))
-            out.line("runner", f"started {node.name} (pid {proc.pid}): {' '.join(node.command())}")
+            running[name] = proc
+            pumps.append(out.pump(name, proc.stdout))
+            out.line("runner", f"started {name} (pid {proc.pid}): {' '.join(command)}")
         while failure is None and not stop.wait(0.1):
             failure = next(((name, p.returncode) for name, p in running.items() if p.poll() is not None), None)
     except OSError as e:
@@ -256,8 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="morec up", description="Start the ROS 2 nodes of a launch config.")
     parser.add_argument("config", help="config name in launch/configs (full, sim_only, robot_only) or a YAML path")
     parser.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID for all nodes")
+    parser.add_argument("--one-process", action="store_true", help="run the nodes in one process (morec_stack)")
     args = parser.parse_args(argv)
-    return up(args.config, args.domain_id)
+    return up(args.config, args.domain_id, one_process=args.one_process)
 
 
 if __name__ == "__main__":

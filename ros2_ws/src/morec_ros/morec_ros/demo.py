@@ -1,12 +1,13 @@
 """`morec_demo` (make demo): the whole stack on one headless episode, then a report.
 
-Brings up sim, dynamics, filter, command guard and controller as separate processes with the runner
-behind `morec up` (launch/configs/full.yaml, plus launch/params/tasks/<task>.yaml and the options below
-as parameter overrides), records the episode in-process with a small rclpy node, stops everything and
-prints the return and D4RL-normalised score, the achieved control rate against the nominal one, the
-controller's latency and deadline misses, and how consistent the robot's real transitions were with
-the model (their dynamics reward r_D). A plot (predicted vs actual state, r_D over time) and a JSON
-summary go to artifacts/demo/. Exit code 1 when the episode did not complete or a node failed.
+Brings up sim, dynamics, filter, command guard and controller as separate processes (or, with --one-process,
+together in one) with the runner behind `morec up` (launch/configs/full.yaml, plus
+launch/params/tasks/<task>.yaml and the options below as parameter overrides), records the episode in-process
+with a small rclpy node, stops everything and prints the return and D4RL-normalised score, the achieved
+control rate against the nominal one, the controller's latency and deadline misses, and how consistent the
+robot's real transitions were with the model (their dynamics reward r_D). A plot (predicted vs actual state,
+r_D over time) and a JSON summary go to artifacts/demo/. Exit code 1 when the episode did not complete or a
+node failed.
 
 Every message is kept with its source timestamp (the publisher's wall clock, which all processes on
 this machine share). That orders them across topics: a command answers the latest state published
@@ -76,6 +77,8 @@ def parse_args(argv):
     parser.add_argument('--controller', nargs='*', default=[], metavar='KEY=VALUE',
                         help='controller parameter overrides (YAML values), e.g. filtered=false, model=mujoco, '
                              'mode=policy policy=models/behavior/halfcheetah/sac_50000.onnx')
+    parser.add_argument('--one-process', action='store_true',
+                        help='run the nodes in one process on one executor (morec_stack) instead of one each')
     parser.add_argument('--out', type=Path, default=Path('artifacts/demo'), help='directory for the plot and summary')
     parser.add_argument('--timeout', type=float, default=900.0, help='seconds to wait for the episode to end')
     args = parser.parse_args(argv)
@@ -202,6 +205,7 @@ def summarize(args, spec: TaskSpec, rec: Recorder, ep: dict, settings: dict) -> 
     errors = [np.linalg.norm(p - ep['obs'][k]) for k, p in ep['predicted'].items()]
     return {
         'task': spec.name, 'env_id': spec.env_id, 'variant': args.variant, 'mode': args.mode,
+        'one_process': args.one_process,
         'steps': ep['steps'], 'max_steps': args.steps, 'episode_return': ret,
         'normalized_score': spec.normalized_score(ret),
         'control': {
@@ -276,7 +280,8 @@ def report(s: dict, params: Path, png: Path, summary: Path) -> None:
     score = 'n/a (D4RL has no reference for this task)' if s['normalized_score'] is None \
         else f"{s['normalized_score']:.1f}" + (' (D4RL scores 1000-step episodes)' if s['steps'] < 1000 else '')
     ended = 'truncated at --steps' if s['steps'] >= s['max_steps'] else 'terminated'
-    print(f"\nmorec demo: {s['env_id']}, {s['variant']} robot, {s['mode']}")
+    print(f"\nmorec demo: {s['env_id']}, {s['variant']} robot, {s['mode']}"
+          + (', all nodes in one process' if s['one_process'] else ''))
     print(f"  {MODE_NOTES[s['mode']]}")
     # A policy ignores the planner's settings that the params file also holds: show only what it runs.
     shown = {k: v for k, v in c['settings'].items() if c['settings'].get('mode') != 'policy' or k in ('mode', 'policy')}
@@ -341,7 +346,8 @@ def main(argv=None) -> int:
     watcher = threading.Thread(target=record, args=(executor, recorder, stop, args.timeout), name='recorder')
     watcher.start()
     try:
-        code = runner.up(CONFIG, args.domain_id, task=args.task, overrides=overrides, stop=stop)
+        code = runner.up(CONFIG, args.domain_id, task=args.task, overrides=overrides, stop=stop,
+                         one_process=args.one_process)
     finally:
         stop.set()
         watcher.join()
@@ -353,7 +359,7 @@ def main(argv=None) -> int:
         why = 'a node failed (see its log above)' if code else f'not within --timeout {args.timeout:g} s or interrupted'
         print(f'\nmorec demo: the episode did not complete: {why}', file=sys.stderr)
         return 1
-    name = f'{args.task}_{args.variant}_{args.mode}'
+    name = f'{args.task}_{args.variant}_{args.mode}' + ('_one_process' if args.one_process else '')
     png, summary_path = args.out / f'{name}.png', args.out / f'{name}.json'
     ep = episode(recorder, spec)
     summary = summarize(args, spec, recorder, ep, settings)
