@@ -94,3 +94,10 @@ def test_a_missing_model_file_is_one_line(tmp_path, capsys):
     shutil.copy(ROOT / "models" / "inverted_pendulum" / "card.json", tmp_path / "card.json")
     line = error_of(["monitor", "--bundle", str(tmp_path), "--task", "inverted_pendulum"], capsys)
     assert "ensemble.onnx" in line and "not found" in line
+
+
+def test_monitor_recordings_given_without_calibration_or_a_name_are_one_line(tmp_path, capsys):
+    base = ["monitor", "--bundle", str(tmp_path), "--task", "inverted_pendulum"]
+    assert "need --calibration-data" in error_of([*base, "--nominal-data", "held.npz"], capsys)
+    line = error_of([*base, "--calibration-data", "cal.npz", "--perturbed-data", "heavy.npz"], capsys)
+    assert "NAME=DATASET" in line and "heavy.npz" in line

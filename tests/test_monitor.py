@@ -11,6 +11,7 @@ from morec import monitor
 from morec.bundle import ENSEMBLE_ONNX, REWARD_ONNX, read_card
 from morec.cli import main as morec
 from morec.collect import robot_episodes
+from morec.dataset import Dataset
 from morec.rollout import FilteredDynamics
 from morec.runtime import OnnxDynamics, OnnxReward
 from morec.task_spec import load_task_spec
@@ -118,3 +119,32 @@ def test_false_alarms_count_the_unseen_episodes_that_alarm():
     dip = {**quiet, "dynamics_reward": np.r_[np.full(5, 0.8), 0.1, np.full(4, 0.8)]}
     result = monitor.false_alarms([quiet, spike, dip], calibration)
     assert result == {"episodes": 3, "episodes_alarmed": 1, "false_alarm_rate": 1 / 3, "signals": ["one_step_error"]}
+
+
+def recording(task, variant, seed, path):
+    """Simulated runs saved as a dataset, as `morec dataset from-mcap` writes a robot's recording."""
+    episodes = robot_episodes(task, variant, None, 2, 120, seed)
+    ends = np.concatenate([np.arange(len(ep["obs"])) == len(ep["obs"]) - 1 for ep in episodes])
+    data = Dataset(observations=np.concatenate([ep["obs"] for ep in episodes]),
+                   actions=np.concatenate([ep["act"] for ep in episodes]), rewards=np.zeros(len(ends)),
+                   next_observations=np.concatenate([ep["next_obs"] for ep in episodes]),
+                   terminals=np.zeros(len(ends), bool), timeouts=ends, metadata={"env_id": task.env_id})
+    assert [len(ep["obs"]) for ep in monitor.recorded_episodes(data)] == [len(ep["obs"]) for ep in episodes]
+    data.save(path)
+    return str(path)
+
+
+def test_monitor_calibrates_on_recordings_without_the_simulator(tmp_path):
+    task = load_task_spec("halfcheetah")
+    bundle = tmp_path / "bundle"
+    shutil.copytree(ROOT / "models" / "halfcheetah", bundle)
+    out = tmp_path / "monitor.json"
+    assert morec(["monitor", "--bundle", str(bundle), "--task", "halfcheetah", "--window", "20", "--out", str(out),
+                  "--calibration-data", recording(task, "nominal", 0, tmp_path / "cal.npz"),
+                  "--nominal-data", recording(task, "nominal", 1, tmp_path / "held.npz"),
+                  "--perturbed-data", f"delayed={recording(task, 'delayed', 2, tmp_path / 'delayed.npz')}"]) == 0
+    report = json.loads(out.read_text())
+    assert "policies" not in report and report["unseen_policies"] == {}
+    assert list(report["evaluation"]) == ["delayed"]
+    assert report["evaluation"]["delayed"]["one_step_error"]["detection_rate"] == 1.0
+    assert report["evaluation"]["delayed"]["any"]["false_alarm_rate"] is not None  # judged on the held-out recording

@@ -268,10 +268,22 @@ class Monitor(Command):
     """report JSON"""
     write_card: bool = False
     """store the thresholds in the bundle's card.json, where the filter node reads them"""
+    calibration_data: tuple[str, ...] = ()
+    """recorded datasets of the nominal robot (a real robot's, from `morec dataset from-mcap`) to calibrate on, their
+    episodes as recorded; with them every set comes from recordings and the simulator is not used"""
+    nominal_data: tuple[str, ...] = ()
+    """recorded datasets of the nominal robot held out from the calibration: false alarms on them"""
+    perturbed_data: tuple[str, ...] = ()
+    """NAME=DATASET recordings of a changed robot: detection on each, as on the simulated variants"""
 
     def __post_init__(self):
         if not self.policies:
             raise ValueError("--policies needs at least one policy")
+        if (self.nominal_data or self.perturbed_data) and not self.calibration_data:
+            raise ValueError("--nominal-data and --perturbed-data need --calibration-data")
+        bad = [item for item in self.perturbed_data if "=" not in item]
+        if bad:
+            raise ValueError(f"--perturbed-data takes NAME=DATASET, got {' '.join(bad)}")
 
 
 @dataclass(kw_only=True)
@@ -598,6 +610,7 @@ def cmd_monitor(args: Monitor) -> int:
     from .bundle import ENSEMBLE_ONNX, REWARD_ONNX, update_card
     from .collect import robot_episodes
     from .fileio import write_json
+    from .interop import load_dataset
     from .runtime import OnnxDynamics, OnnxReward
     from .task_spec import load_task_spec
 
@@ -612,25 +625,40 @@ def cmd_monitor(args: Monitor) -> int:
         episodes = robot_episodes(task, variant, policies[policy], args.episodes, args.steps, seed)
         return [monitor.transition_signals(dynamics, reward, obs_scale, **ep) for ep in episodes]
 
-    # Disjoint seeds: thresholds are calibrated on one set of nominal runs of every calibration policy and
-    # judged on others, on the perturbed robot (under the first policy) and under policies never calibrated on.
-    calibration = monitor.calibrate([ep for i, spec in enumerate(args.policies)
-                                     for ep in signals(spec, "nominal", args.seed + i)], args.window, args.margin)
-    held_out = [ep for i, spec in enumerate(args.policies) for ep in signals(spec, "nominal", args.seed + 1000 + i)]
-    results = {variant: monitor.evaluate(held_out, signals(args.policies[0], variant, args.seed + 2000 + 1000 * i),
-                                         calibration, task.control_period) for i, variant in enumerate(args.variants)}
-    unseen = {spec: monitor.false_alarms(signals(spec, "nominal", args.seed + 500 + i), calibration)
-              for i, spec in enumerate(args.unseen_policies)}
-    report = {"task": task.env_id, "bundle": str(bundle), "policies": args.policies,
-              "episodes_per_set": args.episodes, "steps": args.steps, "seed": args.seed,
-              "calibration": dataclasses.asdict(calibration),
-              "variants": {v: str(task.variant(v)) for v in args.variants}, "alarm_on": monitor.DEFAULT_ALARM_ON,
-              "evaluation": results, "unseen_policies": unseen, "command": args.command_line}
+    def recorded(paths) -> list[dict]:
+        episodes = [ep for path in paths for ep in monitor.recorded_episodes(load_dataset(path, task.env_id))]
+        return [monitor.transition_signals(dynamics, reward, obs_scale, **ep) for ep in episodes]
+
+    if args.calibration_data:  # a robot's recordings: no simulation
+        calibration = monitor.calibrate(recorded(args.calibration_data), args.window, args.margin)
+        held_out = recorded(args.nominal_data)
+        perturbed = {name: recorded([path]) for name, _, path in (p.partition("=") for p in args.perturbed_data)}
+        unseen = {}
+    else:
+        # Disjoint seeds: thresholds are calibrated on one set of nominal runs of every calibration policy and
+        # judged on others, on the perturbed robot (under the first policy) and under policies never calibrated on.
+        calibration = monitor.calibrate([ep for i, spec in enumerate(args.policies)
+                                         for ep in signals(spec, "nominal", args.seed + i)], args.window, args.margin)
+        held_out = [ep for i, spec in enumerate(args.policies)
+                    for ep in signals(spec, "nominal", args.seed + 1000 + i)]
+        perturbed = {variant: signals(args.policies[0], variant, args.seed + 2000 + 1000 * i)
+                     for i, variant in enumerate(args.variants)}
+        unseen = {spec: monitor.false_alarms(signals(spec, "nominal", args.seed + 500 + i), calibration)
+                  for i, spec in enumerate(args.unseen_policies)}
+    results = {name: monitor.evaluate(held_out, episodes, calibration, task.control_period)
+               for name, episodes in perturbed.items()}
+    sources = ({"calibration_data": args.calibration_data, "nominal_data": args.nominal_data,
+                "perturbed_data": args.perturbed_data} if args.calibration_data else
+               {"policies": args.policies, "episodes_per_set": args.episodes, "steps": args.steps, "seed": args.seed,
+                "variants": {v: str(task.variant(v)) for v in args.variants}})
+    report = {"task": task.env_id, "bundle": str(bundle), **sources, "calibration": dataclasses.asdict(calibration),
+              "alarm_on": monitor.DEFAULT_ALARM_ON, "evaluation": results, "unseen_policies": unseen,
+              "command": args.command_line}
     if args.out:
         write_json(Path(args.out), report)
     if args.write_card:
         update_card(bundle, "monitor", report)
-    print(f"calibrated on {', '.join(args.policies)}")
+    print(f"calibrated on {', '.join(args.calibration_data or args.policies)}")
     print(f"{'variant':>10} {'signal':>16} {'threshold':>10} {'AUC':>6} {'detected':>9} {'false alarms':>13} "
           f"{'time to detect':>15}")
     for variant, result in results.items():
@@ -638,8 +666,9 @@ def cmd_monitor(args: Monitor) -> int:
             ttd = f"{row['time_to_detect_s_median']:.2f} s" if row["time_to_detect_s_median"] is not None else "-"
             threshold = f"{row['threshold']:.4g}" if "threshold" in row else ""
             roc = f"{row['transition_auc']:.3f}" if "transition_auc" in row else ""
+            false_alarms = "-" if row["false_alarm_rate"] is None else f"{row['false_alarm_rate']:.2f}"
             print(f"{variant:>10} {name:>16} {threshold:>10} {roc:>6} {row['detection_rate']:>9.2f} "
-                  f"{row['false_alarm_rate']:>13.2f} {ttd:>15}")
+                  f"{false_alarms:>13} {ttd:>15}")
     for spec, row in unseen.items():
         print(f"nominal robot under {spec} (not calibrated on): false alarms in {row['episodes_alarmed']} of "
               f"{row['episodes']} episodes" + (f" ({', '.join(row['signals'])})" if row["signals"] else ""))

@@ -10,8 +10,8 @@ Three signals score every real transition (s, a, s') the robot makes:
 A signal alarms while the mean over its last `window` transitions is beyond its threshold. The
 thresholds are calibrated on transitions of the robot the model was trained for (`calibrate`), and
 the monitor's detection rate, false alarms and time to detect are measured on held-out nominal and on
-perturbed runs (`evaluate`). `morec monitor` does both in simulation and writes the thresholds into the
-bundle's card, where the filter node reads them.
+perturbed runs (`evaluate`). `morec monitor` does both, in simulation or on a robot's recordings, and
+writes the thresholds into the bundle's card, where the filter node reads them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .dataset import Dataset
 from .metrics import auc
 from .rollout import DynamicsBackend, FilterConfig, FilteredDynamics, RewardBackend, Step
 
@@ -80,6 +81,13 @@ class GapMonitor:
 
 def _beyond(name: str, value, limit):
     return value > limit if HIGH_IS_BAD[name] else value < limit
+
+
+def recorded_episodes(data: Dataset) -> list[dict[str, np.ndarray]]:
+    """A dataset's episodes (a robot's recordings, or simulated runs) as {obs, act, next_obs} each."""
+    ends = data.episode_ends() + 1
+    return [{"obs": data.observations[a:b], "act": data.actions[a:b], "next_obs": data.next_observations[a:b]}
+            for a, b in zip(np.r_[0, ends[:-1]], ends)]
 
 
 def window_means(values: np.ndarray, window: int) -> np.ndarray:
