@@ -39,6 +39,7 @@ $(STAMP): requirements.txt ros2_ws/src/morec/setup.py ros2_ws/src/morec_ros/setu
 	touch $(STAMP)
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q tests
 
 demo: setup

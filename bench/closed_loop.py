@@ -36,7 +36,8 @@ POLICY = "models/behavior/halfcheetah/sac_50000.onnx"  # the behaviour policy of
 # The shipped offline policy and its critic (bench/ship_offline_policy.sh, from `morec train-policy`).
 OFFLINE_POLICY, OFFLINE_CRITIC = "models/halfcheetah/policy.onnx", "models/halfcheetah/critic.onnx"
 
-# name -> controller parameter overrides on top of launch/params/tasks/halfcheetah.yaml (filtered MPPI around the prior).
+# name -> controller parameter overrides on top of launch/params/tasks/halfcheetah.yaml
+# (filtered MPPI around the prior).
 CONFIGS = {
     "filtered MPC + prior": {},
     "unfiltered MPC + prior": {"filtered": False},

@@ -303,10 +303,9 @@ def main(argv=None) -> int:
             pass
 
     threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
+    import d3rlpy
     import gymnasium
     import torch
-
-    import d3rlpy
 
     torch.set_num_threads(threads)
     arrays, meta = load_npz(args.data)

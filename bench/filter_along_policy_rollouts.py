@@ -1,7 +1,8 @@
 """Where the filter stands on its own: along the rollouts that policy learning makes, does a low chosen r_D
 flag the model's worst steps, and better than the ensemble's disagreement (MOPO's signal)?
 
-    .venv/bin/python bench/filter_along_policy_rollouts.py --policy artifacts/offline/halfcheetah-medium/morec-mopo_seed0/policy.onnx \\
+    .venv/bin/python bench/filter_along_policy_rollouts.py \\
+        --policy artifacts/offline/halfcheetah-medium/morec-mopo_seed0/policy.onnx \\
         [--bundle models/halfcheetah] [--data artifacts/bench/halfcheetah/medium.npz] [--starts 500] [--horizon 100]
 
 A trained offline policy (its deterministic action) is rolled out through the filtered model from data states;
@@ -49,13 +50,15 @@ def main() -> None:
                               args.horizon, obs_scale, args.seed)
     report = {"policy": str(args.policy), "bundle": str(args.bundle), "data": str(args.data), "starts": args.starts,
               "horizon": args.horizon, "seed": args.seed,
-              "error_by_step": err.mean(1).tolist(), "trusted_by_step": (out["alive"] & ~out["terminal"]).mean(1).tolist(),
+              "error_by_step": err.mean(1).tolist(),
+              "trusted_by_step": (out["alive"] & ~out["terminal"]).mean(1).tolist(),
               "mean_rollout_length": float(out["alive"].sum(0).mean()),
               "termination": termination_metrics(out, err, model.cfg.threshold)}
     write_json(args.out or args.policy.parent / "filter_along_rollouts.json", report)
     t = report["termination"]
     print(json.dumps({"auroc": t["auroc"], "auroc_within_step": t["auroc_within_step"], "rates": t["rates"],
-                      "precision_at_r_D_rate": {k: v["r_D_below_threshold"]["precision"] for k, v in t["at_rate"].items()},
+                      "precision_at_r_D_rate": {k: v["r_D_below_threshold"]["precision"]
+                                                for k, v in t["at_rate"].items()},
                       "mean_rollout_length": report["mean_rollout_length"]}, indent=2))
 
 

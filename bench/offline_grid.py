@@ -31,9 +31,9 @@ def cell_command(method: str, dataset: str, seed: int, steps: int, extra: list[s
     data, bundle, level = datasets[dataset]
     run = root / "artifacts" / "offline" / dataset / f"{method}_seed{seed}"
     result = root / "docs" / "results" / "offline" / dataset / f"{method}_seed{seed}.json"
-    cmd = [sys.executable, "-m", "morec.cli", "train-policy", "--bundle", str(root / bundle), "--data", str(root / data),
-           "--level", level, "--backbone", backbone, "--out", str(run), "--result", str(result), "--seed", str(seed),
-           "--threads", str(threads)]
+    cmd = [sys.executable, "-m", "morec.cli", "train-policy", "--bundle", str(root / bundle),
+           "--data", str(root / data), "--level", level, "--backbone", backbone, "--out", str(run),
+           "--result", str(result), "--seed", str(seed), "--threads", str(threads)]
     cmd += [] if morec else ["--no-morec"]
     cmd += ["--resume"] if (run / "checkpoint.pt").exists() else []
     cmd += ["--steps", str(steps), *extra]

@@ -6,8 +6,8 @@ Reads every <dataset>/<method>_seed<k>.json (ours from bench/offline_grid.py, th
 bench/d3rlpy_baselines.py), prints one Markdown table per dataset (D4RL-normalised score, mean +- std over the
 seeds that ran, with their count and budget, and the mean of each run's last three evaluations, since single
 evaluations of offline SAC swing widely; for the model-based rows the mean rollout length and for the MOREC
-rows the share ended by the filter, both averaged over training) beside the behaviour policy and the online SAC expert of models/behavior/<task>/, and draws the
-learning curves to <plot-dir>/offline_<dataset>.png.
+rows the share ended by the filter, both averaged over training) beside the behaviour policy and the online
+SAC expert of models/behavior/<task>/, and draws the learning curves to <plot-dir>/offline_<dataset>.png.
 """
 
 from __future__ import annotations

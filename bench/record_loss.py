@@ -35,7 +35,8 @@ QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 def measure(rate: float, seconds: float, domain: int, folder: Path) -> dict:
     log = open(folder.with_suffix(".log"), "w")
-    recorder = subprocess.Popen([sys.executable, "-m", "morec_ros.record_node", "--ros-args", "-p", f"output:={folder}"],
+    recorder = subprocess.Popen([sys.executable, "-m", "morec_ros.record_node",
+                                 "--ros-args", "-p", f"output:={folder}"],
                                 stdout=log, stderr=subprocess.STDOUT,
                                 env=dict(os.environ, ROS_DOMAIN_ID=str(domain), RCUTILS_LOGGING_BUFFERED_STREAM="1"))
     context = rclpy.Context()
@@ -45,7 +46,8 @@ def measure(rate: float, seconds: float, domain: int, folder: Path) -> dict:
     commands = node.create_publisher(Float64MultiArray, COMMAND_TOPIC, QOS)
     # Recording starts once the recorder has matched both publishers (it logs each match).
     deadline = time.monotonic() + 30
-    while not all(f"{t}: 1 publisher(s)" in folder.with_suffix(".log").read_text() for t in (STATE_TOPIC, COMMAND_TOPIC)):
+    while not all(f"{t}: 1 publisher(s)" in folder.with_suffix(".log").read_text()
+                  for t in (STATE_TOPIC, COMMAND_TOPIC)):
         if time.monotonic() > deadline or recorder.poll() is not None:
             raise RuntimeError(f"the recorder did not match the publishers:\n{folder.with_suffix('.log').read_text()}")
         time.sleep(0.05)

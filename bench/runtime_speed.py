@@ -168,7 +168,8 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     for name in (ENSEMBLE_ONNX, REWARD_ONNX):
         if not (args.bundle / name).is_file():
-            ap.error(f"{args.bundle / name} not found: --bundle takes a folder holding {ENSEMBLE_ONNX} and {REWARD_ONNX}")
+            ap.error(f"{args.bundle / name} not found: "
+                     f"--bundle takes a folder holding {ENSEMBLE_ONNX} and {REWARD_ONNX}")
     if not args.data.is_file():
         ap.error(f"dataset {args.data} not found: pass --data with a morec .npz of the bundle's task")
     data = Dataset.load(args.data)

@@ -20,12 +20,14 @@ TINY_REWARD = RewardConfig(iterations=600, keep_snapshots=30, snapshot_stride=3,
 
 @pytest.fixture(scope="session")
 def pendulum_data():
-    return rollout_dataset(load_task_spec("inverted_pendulum"), None, 3000, seed=0, policy_name="random", progress=False)
+    return rollout_dataset(load_task_spec("inverted_pendulum"), None, 3000, seed=0, policy_name="random",
+                           progress=False)
 
 
 @pytest.fixture(scope="session")
 def pendulum_eval_data():
-    return rollout_dataset(load_task_spec("inverted_pendulum"), None, 1000, seed=1, policy_name="random", progress=False)
+    return rollout_dataset(load_task_spec("inverted_pendulum"), None, 1000, seed=1, policy_name="random",
+                           progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,9 @@ import json
 import os
 
 from diagnostic_msgs.msg import DiagnosticArray
+from rosproc import Client
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray
-
-from rosproc import Client
 
 
 def main():

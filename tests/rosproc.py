@@ -25,7 +25,8 @@ COMMAND_TOPIC = "/effort_controller/commands"
 
 
 def domain_id(offset):
-    """A ROS domain of this test's own (offsets 20+: test_sim_node and test_runner use 0-4; every test file has its own range)."""
+    """A ROS domain of this test's own (offsets 20+: test_sim_node and test_runner use 0-4;
+    every test file has its own range)."""
     return 1 + (os.getpid() * 7 + offset) % 100
 
 

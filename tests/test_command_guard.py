@@ -4,10 +4,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from test_control_loop import Log
 
 from morec.task_spec import load_task_spec
 from morec_ros.command_guard import CommandGuard, GuardConfig
-from test_control_loop import Log
 
 TASK = load_task_spec("halfcheetah")  # six actuators within [-1, 1]
 P = TASK.control_period
@@ -71,7 +71,8 @@ def test_zero_after_silent_periods_once_per_period_until_commands_return():
 
 
 def test_out_of_limit_commands_end_in_zeros():
-    """A sender whose commands are all out of limits (wrong units, wrong task) gets the robot zeros, never full effort."""
+    """A sender whose commands are all out of limits (wrong units, wrong task) gets the robot zeros,
+    never full effort."""
     g, _ = guard()
     g.receive(msg(*[0.5] * 6), now=0.0)
     outputs = [g.receive(msg(*[40.0] * 6), now=k * P / 2) for k in range(1, 6)] + [g.tick(2.25 * P)]

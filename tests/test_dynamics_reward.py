@@ -116,8 +116,8 @@ def test_distilled_reward_scores_like_its_snapshot_history_with_one_snapshot(tin
     from morec.dynamics_reward import DistillConfig, distill_dynamics_reward
 
     assert tiny_reward.num_snapshots > 1
-    student = distill_dynamics_reward(tiny_reward, pendulum_data, tiny_ensemble, DistillConfig(steps=300, batch_size=128),
-                                      progress=False)
+    student = distill_dynamics_reward(tiny_reward, pendulum_data, tiny_ensemble,
+                                      DistillConfig(steps=300, batch_size=128), progress=False)
     assert student.num_snapshots == 1
     # Held-out pairs, with the candidates the filter would score for them.
     model = FilteredDynamics(TorchDynamics(tiny_ensemble), TorchReward(tiny_reward), FilterConfig())
@@ -255,7 +255,8 @@ def test_multistep_negatives_follow_consecutive_actions_of_one_episode():
     horizon, count = 5, 30
     s, a, s_next = (x.numpy() for x in open_loop_transitions(data, dynamics, horizon, count, rng))
     assert s.shape == s_next.shape == (horizon * count, 2) and a.shape == (horizon * count, 1)
-    s, a, s_next = s.reshape(horizon, count, 2), a.reshape(horizon, count).astype(int), s_next.reshape(horizon, count, 2)
+    s, a, s_next = (s.reshape(horizon, count, 2), a.reshape(horizon, count).astype(int),
+                    s_next.reshape(horizon, count, 2))
     np.testing.assert_array_equal(np.diff(a, axis=0), 1)  # consecutive recorded actions
     assert (episode[a[0]] == episode[a[-1]]).all()  # never across an episode end
     assert not np.isin(episode[a[0]], [0, 4]).any()

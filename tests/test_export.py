@@ -4,9 +4,9 @@ import numpy as np
 import onnx
 import pytest
 
-from morec.export import export_dynamics_reward, export_ensemble
 from morec.dynamics_reward import TorchReward
 from morec.ensemble import TorchDynamics
+from morec.export import export_dynamics_reward, export_ensemble
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.runtime import ModelFileError, OnnxDynamics, OnnxReward, make_session
 

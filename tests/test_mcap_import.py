@@ -23,7 +23,8 @@ STATE, COMMAND = "/joint_states", "/effort_controller/commands"
 
 
 def state(i, stamp, hinge=0.01, names=("hinge", "slider")):
-    """State i of a recording: sent at T0 + i P, stamped `stamp` periods; obs = [slider, hinge, vs, vh] = [i, hinge, 2i, 3i]."""
+    """State i of a recording: sent at T0 + i P, stamped `stamp` periods;
+    obs = [slider, hinge, vs, vh] = [i, hinge, 2i, 3i]."""
     ns = round(stamp * P)
     msg = {"header": {"stamp": {"sec": ns // 10**9, "nanosec": ns % 10**9}, "frame_id": ""}, "name": list(names),
            "position": [hinge, float(i)], "velocity": [3.0 * i, 2.0 * i], "effort": []}
@@ -124,7 +125,8 @@ def test_a_truncated_file_is_refused_unless_recovered(tmp_path):
     path = write(tmp_path / "cut.mcap", episodes_recording(), chunk_size=600)
     whole, _ = recording_to_dataset(path, TASK)
     path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.3)])
-    with pytest.raises(RecordingError, match=r"cut\.mcap is truncated: it ends after \d+ readable messages .*--recover"):
+    with pytest.raises(RecordingError,
+                       match=r"cut\.mcap is truncated: it ends after \d+ readable messages .*--recover"):
         recording_to_dataset(path, TASK)
     part, report = recording_to_dataset(path, TASK, recover=True)
     assert 0 < len(part) < len(whole) and report.truncated_files
@@ -159,7 +161,8 @@ def test_the_cli_writes_the_dataset_and_rejects_a_non_mcap_file_in_one_line(tmp_
 
 def test_reading_needs_no_rclpy(tmp_path):
     path = write(tmp_path / "run.mcap", episodes_recording())
-    code = ("import sys; from morec.mcap_import import recording_to_dataset; from morec.task_spec import load_task_spec;"
+    code = ("import sys; from morec.mcap_import import recording_to_dataset; "
+            "from morec.task_spec import load_task_spec;"
             f"d, _ = recording_to_dataset({str(path)!r}, load_task_spec('inverted_pendulum')); assert len(d) == 10;"
             "ros = sorted(m for m in sys.modules if m.split('.')[0] in ('rclpy', 'sensor_msgs', 'std_msgs'));"
             "assert not ros, ros")
@@ -172,7 +175,8 @@ def vector(v):
 
 def simulated_cheetah_recordings(tmp_path, steps=40, drop_odometry=()):
     """One simulated HalfCheetah run written twice: all joints on /joint_states, and the legs only with the
-    base on /odom (as sim/robots/halfcheetah_odom.yaml reads it). Odometry of the states in `drop_odometry` is left out."""
+    base on /odom (as sim/robots/halfcheetah_odom.yaml reads it). Odometry of the states in `drop_odometry`
+    is left out."""
     from morec.simulator import SimulatedRobot
 
     odom_spec = load_task_spec(sim_dir() / "robots" / "halfcheetah_odom.yaml")
@@ -188,8 +192,9 @@ def simulated_cheetah_recordings(tmp_path, steps=40, drop_odometry=()):
         base = robot.base_state()
 
         def joint_state(index):
-            return {"header": header, "name": [odom_spec.joints[k] for k in index], "position": position[index].tolist(),
-                    "velocity": velocity[index].tolist(), "effort": effort[index].tolist()}
+            return {"header": header, "name": [odom_spec.joints[k] for k in index],
+                    "position": position[index].tolist(), "velocity": velocity[index].tolist(),
+                    "effort": effort[index].tolist()}
 
         all_joints.append((sent, STATE, joint_state(list(range(len(odom_spec.joints))))))
         legs_only.append((sent, STATE, joint_state(legs)))

@@ -1,12 +1,14 @@
-"""Record, import, compare: the sim node in lockstep on InvertedPendulum driven by this test's commands while morec_record records, then `morec dataset from-mcap`
-on the folder. Its transitions must be the simulator's own, replayed here with SimulatedRobot and the same commands:
-observations, clipped actions, next observations, the env's rewards, terminations and time limits."""
+"""Record, import, compare: the sim node in lockstep on InvertedPendulum driven by this test's commands while
+morec_record records, then `morec dataset from-mcap` on the folder. Its transitions must be the simulator's own,
+replayed here with SimulatedRobot and the same commands: observations, clipped actions, next observations,
+the env's rewards, terminations and time limits."""
 
 import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
+from rosproc import COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, domain_id, recording  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
@@ -15,7 +17,6 @@ from morec.cli import main  # noqa: E402
 from morec.dataset import Dataset  # noqa: E402
 from morec.simulator import SimulatedRobot  # noqa: E402
 from morec.task_spec import load_task_spec  # noqa: E402
-from rosproc import COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, domain_id, recording  # noqa: E402
 
 pytestmark = MULTIPROCESS
 
@@ -54,7 +55,8 @@ def test_a_recorded_simulated_run_imports_as_the_transitions_the_simulator_made(
     processes += [sim, recorder]
     client = Client(domain)
     client.watched += [sim, recorder]
-    states = client.subscribe(JointState, "/joint_states", QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    states = client.subscribe(JointState, "/joint_states",
+                              QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
     publisher = client.node.create_publisher(Float64MultiArray, COMMAND_TOPIC, 10)
     rng = np.random.default_rng(0)
     commands = rng.normal(0.0, 2.0, size=(STEPS, 1))  # some beyond the actuator limits of +-3

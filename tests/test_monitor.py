@@ -57,7 +57,8 @@ def test_calibrated_thresholds_clear_every_calibration_window_and_catch_a_shift(
     rng = np.random.default_rng(1)
     nominal = [series(rng, 200) for _ in range(4)]
     cal = monitor.calibrate(nominal, window=20, margin=1.0)
-    assert cal.thresholds["one_step_error"] > max(monitor.window_means(ep["one_step_error"], 20).max() for ep in nominal)
+    assert cal.thresholds["one_step_error"] > max(monitor.window_means(ep["one_step_error"], 20).max()
+                                                  for ep in nominal)
     assert cal.thresholds["dynamics_reward"] < min(monitor.window_means(ep["dynamics_reward"], 20).min()
                                                    for ep in nominal)
     held_out = [series(rng, 200) for _ in range(4)]

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("rclpy")
-from morec import runner  # noqa: E402
 from rosproc import MULTIPROCESS, NodeProcess, domain_id  # noqa: E402
+
+from morec import runner  # noqa: E402
 
 pytestmark = MULTIPROCESS
 

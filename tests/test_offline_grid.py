@@ -20,7 +20,8 @@ TINY = ["--eval-every", "30", "--eval-episodes", "1", "--rollout-batch", "32", "
 @pytest.fixture
 def pendulum_cells(tmp_path, monkeypatch):
     data = tmp_path / "pendulum.npz"
-    rollout_dataset(load_task_spec("inverted_pendulum"), None, 500, seed=0, policy_name="random", progress=False).save(data)
+    rollout_dataset(load_task_spec("inverted_pendulum"), None, 500, seed=0, policy_name="random",
+                    progress=False).save(data)
     monkeypatch.setitem(offline_grid.DATASETS, "inverted_pendulum-random",
                         (str(data), str(ROOT / "models" / "inverted_pendulum"), "random"))
     return ["--datasets", "inverted_pendulum-random", "--methods", "morec-mopo", "mopo", "--seeds", "0",

@@ -210,5 +210,6 @@ def test_a_terminal_value_changes_a_short_sighted_choice(toy, name):
     settings = dict(samples=256, horizon=1, iterations=8, seed=0, **SETTINGS[name])
     myopic = make_planner(name, unfiltered(toy), toy, **settings).plan(np.zeros(2)).actions[0, 0]
     value = policy_value(lambda obs, act: -10.0 * np.abs(obs[:, 0]), lambda obs: np.zeros((len(obs), 1)))
-    farsighted = make_planner(name, unfiltered(toy), toy, terminal_value=value, **settings).plan(np.zeros(2)).actions[0, 0]
+    farsighted = make_planner(name, unfiltered(toy), toy, terminal_value=value,
+                              **settings).plan(np.zeros(2)).actions[0, 0]
     assert abs(myopic - 2.0) < 0.25 and abs(farsighted) < 0.25

@@ -109,8 +109,8 @@ def test_dataset_coverage_against_a_bundle_and_a_reference(dataset, tmp_path, ca
 
 
 def test_bundle_training_curves_and_rollout_error(dataset, tmp_path, capsys):
-    from morec.ensemble import EnsembleConfig, train_ensemble
     from morec.dataset import Dataset
+    from morec.ensemble import EnsembleConfig, train_ensemble
 
     bundle = tmp_path / "bundle"
     bundle.mkdir()

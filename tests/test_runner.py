@@ -210,7 +210,8 @@ def test_one_process_runs_the_nodes_in_one_morec_stack_and_a_node_that_cannot_st
     assert "morec_sim --ros-args -r __node:=morec_sim --params-file" in command
     assert '-p morec_controller:samples:=1 -p morec_controller:device:="cpu" --' in command
     assert "[morec_stack] [INFO]" in text and "[morec_guard]" in text  # the nodes before it started
-    assert re.search(r"\[FATAL\] \[\d+\.\d+\] \[morec_controller\]: cannot start: parameter samples=1: need samples", text)
+    assert re.search(r"\[FATAL\] \[\d+\.\d+\] \[morec_controller\]: "
+                     r"cannot start: parameter samples=1: need samples", text)
     assert "Traceback" not in text
 
 

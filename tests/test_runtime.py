@@ -12,8 +12,7 @@ import onnxruntime as ort
 import pytest
 
 from morec.diagnostics import scaled_rmse
-from morec.runtime import (ModelFileError, OnnxDynamics, OnnxReward, SessionRunner, make_session,
-                           reduced_precision_copy)
+from morec.runtime import ModelFileError, OnnxDynamics, OnnxReward, SessionRunner, make_session, reduced_precision_copy
 
 BUNDLE = Path(__file__).resolve().parents[1] / "models" / "inverted_pendulum"
 NO_CUDA = "CUDAExecutionProvider" not in ort.get_available_providers()

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rclpy")
+from test_control_loop import TASK, Log, joint_state  # noqa: E402
+
 from morec_ros.common import Transitions  # noqa: E402
 from morec_ros.control_loop import ControlLoop, LoopConfig  # noqa: E402
-from test_control_loop import TASK, Log, joint_state  # noqa: E402
 
 P = TASK.control_period
 SECONDS = 15.0

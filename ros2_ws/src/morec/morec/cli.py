@@ -409,7 +409,8 @@ def cmd_collect(args: Collect) -> int:
         if args.variant != "nominal":
             raise SystemExit("--variant applies to new rollouts; medium-replay replays the nominal robot's buffer")
         ckpt = checkpoint("medium")
-        data = replay_buffer_dataset(task, Path(args.behavior) / ckpt["replay_buffer"], f"medium-replay:{ckpt['policy']}")
+        data = replay_buffer_dataset(task, Path(args.behavior) / ckpt["replay_buffer"],
+                                     f"medium-replay:{ckpt['policy']}")
         data.metadata["behavior_checkpoint"] = ckpt
     elif args.level == "medium-expert":
         half = args.steps // 2
@@ -557,8 +558,7 @@ def cmd_train_policy(args: TrainPolicy) -> int:
     from .bundle import ENSEMBLE_ONNX, REWARD_ONNX
     from .export import export_offline_policy
     from .interop import load_dataset
-    from .offline_rl import CHECKPOINT, MinCritic, OfflineTrainer, make_rollout_model, task_config
-    from .offline_rl import write_result
+    from .offline_rl import CHECKPOINT, MinCritic, OfflineTrainer, make_rollout_model, task_config, write_result
     from .runtime import OnnxDynamics, OnnxReward
     from .task_spec import load_task_spec
 
@@ -733,7 +733,8 @@ def _one_line(event) -> None:
         names = ", ".join(event.subcommand_spec.parser_from_name)
         raise CommandLineError(f"choose a command: {names}")
     if isinstance(event, ev.InvalidChoice):
-        raise CommandLineError(f"{event.argument.display_name()}: {event.value!r} is not one of {', '.join(event.choices)}")
+        raise CommandLineError(f"{event.argument.display_name()}: "
+                               f"{event.value!r} is not one of {', '.join(event.choices)}")
     if isinstance(event, ev.BadValue):
         raise CommandLineError(f"{event.argument.display_name()}: "
                                + ("needs a value" if event.offending_value is None

@@ -72,7 +72,8 @@ class Dataset:
         """Raise DatasetError naming the first problem found."""
         if self.observations.ndim != 2 or self.actions.ndim != 2:
             raise DatasetError(
-                f"observations and actions must be 2-D [N, dim]; got {self.observations.shape} and {self.actions.shape}")
+                f"observations and actions must be 2-D [N, dim]; "
+                f"got {self.observations.shape} and {self.actions.shape}")
         n = len(self.observations)
         if n == 0:
             raise DatasetError("dataset is empty")
@@ -82,7 +83,8 @@ class Dataset:
                 raise DatasetError(f"{name} has {length} entries but observations has {n}")
         if self.next_observations.shape != self.observations.shape:
             raise DatasetError(
-                f"next_observations shape {self.next_observations.shape} != observations shape {self.observations.shape}")
+                f"next_observations shape {self.next_observations.shape} "
+                f"!= observations shape {self.observations.shape}")
         for name in ("observations", "actions", "rewards", "next_observations"):
             bad = ~np.isfinite(getattr(self, name))
             if bad.any():

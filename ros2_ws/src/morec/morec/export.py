@@ -126,7 +126,8 @@ def export_offline_policy(actor: nn.Module, critic: nn.Module, out_dir: str | Pa
     policy_meta, critic_meta = {"kind": "policy", **common}, {"kind": "critic", **common}
     _export(actor.eval(), (obs,), ["obs"], ["action"], {"obs": {0: "batch"}, "action": {0: "batch"}},
             out_dir / "policy.onnx", policy_meta, check=True)
-    _export(critic.eval(), (obs, act), ["obs", "act"], ["q"], {"obs": {0: "batch"}, "act": {0: "batch"}, "q": {0: "batch"}},
+    _export(critic.eval(), (obs, act), ["obs", "act"], ["q"],
+            {"obs": {0: "batch"}, "act": {0: "batch"}, "q": {0: "batch"}},
             out_dir / "critic.onnx", critic_meta, check=True)
     return {"policy": policy_meta, "critic": critic_meta}
 

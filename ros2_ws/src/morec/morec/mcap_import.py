@@ -84,7 +84,8 @@ def recording_files(path: str | Path) -> list[Path]:
         if missing:
             raise RecordingError(f"{path}: files listed in metadata.yaml are missing: {missing}")
         return files
-    files = sorted(path.glob("*.mcap"), key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)])
+    files = sorted(path.glob("*.mcap"),
+                   key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)])
     if not files:
         raise RecordingError(f"{path}: a folder with no .mcap files")
     return files
@@ -219,7 +220,8 @@ def recording_to_dataset(path: str | Path, task: TaskSpec, state_topic: str = ST
     states = [m for m in recording.messages if m.topic == state_topic]
     commands = [m for m in recording.messages if m.topic == command_topic]
     odometry = [m for m in recording.messages if m.topic == odometry_topic]
-    wanted = [(state_topic, states), (command_topic, commands)] + ([(odometry_topic, odometry)] if odometry_topic else [])
+    wanted = [(state_topic, states), (command_topic, commands)]
+    wanted += [(odometry_topic, odometry)] if odometry_topic else []
     missing = [t for t, ms in wanted if not ms]
     if missing:
         raise RecordingError(f"{path}: no messages on {' and '.join(missing)} (name the topics with "

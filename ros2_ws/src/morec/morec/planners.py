@@ -182,7 +182,8 @@ class SamplingPlanner:
         return Plan(actions=mean, value=value,
                     predict=lambda: self.model.rollout(obs[None], mean[:, None], self.predict_rng)["next_obs"][:, 0])
 
-    def _sample_returns(self, obs: np.ndarray, mean: np.ndarray | None, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _sample_returns(self, obs: np.ndarray, mean: np.ndarray | None,
+                        std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Clipped Gaussian sequences [N, H, A] around `mean` [H, A], the first being the mean itself, and
         their returns [N]. With no mean yet, the first sequence is the prior's own rollout and the others
         are drawn around its actions step by step, all in one batched rollout."""

@@ -71,6 +71,18 @@ def matrix(array: np.ndarray, labels: tuple[str, str]) -> Float64MultiArray:
     return msg
 
 
+def labelled(values: dict) -> Float64MultiArray:
+    """Named numbers as one Float64MultiArray: the dimension's label lists the names, comma-separated, in order."""
+    msg = Float64MultiArray(data=[float(v) for v in values.values()])
+    msg.layout.dim = [MultiArrayDimension(label=','.join(values), size=len(values), stride=len(values))]
+    return msg
+
+
+def named(msg: Float64MultiArray) -> dict[str, float]:
+    """A `labelled` message's numbers by name."""
+    return dict(zip(msg.layout.dim[0].label.split(','), msg.data))
+
+
 class Transitions:
     """Pairs states and commands into real transitions (s, a, s'), one per control period, at any state rate.
 

@@ -1,11 +1,11 @@
-"""What the nodes accept from /joint_states, odometry and command topics (ROS-free: messages are read by their fields)."""
+"""What the nodes accept from /joint_states, odometry and command topics
+(ROS-free: messages are read by their fields)."""
 
 from collections import Counter, deque
 
 import numpy as np
 
 from morec.task_spec import BaseState, TaskSpec
-
 
 # Odometry messages kept for matching stamps: a base publishing faster than the joint states still has
 # the one nearest each state among them.

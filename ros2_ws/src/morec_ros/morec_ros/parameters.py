@@ -83,7 +83,8 @@ def field_docs(cls, names: frozenset) -> dict[str, str]:
         for stmt, after in zip(body, body[1:] + [None]):
             if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)):
                 continue
-            string = after.value.value if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) else None
+            is_string = isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+            string = after.value.value if is_string else None
             if isinstance(string, str):
                 docs[stmt.target.id] = ' '.join(inspect.cleandoc(string).split())
             elif stmt.end_lineno in comments:

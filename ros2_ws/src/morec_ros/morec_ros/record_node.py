@@ -2,11 +2,11 @@
 
 Records /joint_states, /odom (the base state of task specs with a `base:` section), the command
 topic, the model nodes' outputs (/morec/prediction, /morec/dynamics_reward, /morec/candidates,
-/morec/plan, /morec/prediction_error, /morec/episode_return) and /diagnostics. Subscriptions are raw: the CDR bytes DDS delivered go into
-the file as they are, with no deserialise/serialise per message. They are reliable with a deep
-queue, so a recorder that falls behind for a moment buffers instead of dropping. SIGINT or SIGTERM
-stops it cleanly: whatever has arrived is written, the files get their summaries and the folder its
-metadata.yaml. Chunks are finished every `flush_period` seconds, which bounds what a SIGKILL loses.
+/morec/plan, /morec/prediction_error, /morec/episode_return) and /diagnostics. Subscriptions are raw:
+the CDR bytes DDS delivered go into the file as they are, with no deserialise/serialise per message.
+They are reliable with a deep queue, so a recorder that falls behind for a moment buffers instead of dropping.
+SIGINT or SIGTERM stops it cleanly: whatever has arrived is written, the files get their summaries and the
+folder its metadata.yaml. Chunks are finished every `flush_period` seconds, which bounds what a SIGKILL loses.
 """
 
 import signal
@@ -16,6 +16,7 @@ import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterException
 from rclpy.executors import SingleThreadedExecutor
@@ -23,7 +24,6 @@ from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
-from nav_msgs.msg import Odometry
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray
 
