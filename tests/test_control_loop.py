@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from morec.task_spec import load_task_spec
-from morec_ros.control_loop import ControlLoop, LoopConfig
+from morec_ros.control_loop import ControlLoop, LoopConfig, shown
 
 TASK = load_task_spec("inverted_pendulum")
 P = TASK.control_period
@@ -247,10 +247,15 @@ def test_status_reports_latency_percentiles_deadline_misses_plans_and_the_rate()
     _, _, values = rig.loop.status(0.5)
     assert values["plans"] == 4 and values["deadline_misses"] == 1 and values["commands"] == 4
     p50, p99 = np.percentile(np.array(latencies) * 1e3, [50, 99])
-    assert (values["latency_p50_ms"], values["latency_p99_ms"]) == (f"{p50:.2f}", f"{p99:.2f}")
-    assert values["control_rate_hz"] == f"{4 / 0.5:.2f}" and values["plan_value"] == "4.000"
+    assert (values["latency_p50_ms"], values["latency_p99_ms"]) == pytest.approx((p50, p99))
+    assert values["control_rate_hz"] == pytest.approx(4 / 0.5) and values["plan_value"] == 4.0
     assert values["lockstep"] is True and values["lead_periods"] == 0
-    assert rig.loop.status(1.5)[2]["control_rate_hz"] == "0.00"  # since the previous report
+    # /diagnostics shows the floats rounded, counts and flags as they are.
+    readable = shown(values)
+    assert (readable["latency_p50_ms"], readable["control_rate_hz"], readable["plan_value"]) == (
+        f"{p50:.2f}", "8.00", "4.000")
+    assert readable["plans"] == 4 and readable["lockstep"] is True
+    assert rig.loop.status(1.5)[2]["control_rate_hz"] == 0.0  # since the previous report
 
 
 def test_config_rejects_unknown_stale_actions_and_non_positive_limits():

@@ -206,7 +206,8 @@ class ControlLoop:
         self.stale, self._stale_reason = stale, reason if stale else ''
 
     def status(self, now: float) -> tuple[str, str, dict]:
-        """(level 'ok', 'warn' or 'error', message, metrics) since the previous call, for /diagnostics."""
+        """(level 'ok', 'warn' or 'error', message, metrics) since the previous call: the metrics are numbers
+        (counts, rates, latencies; `shown` formats them for /diagnostics)."""
         dropped = sum(self._check.dropped.values())
         fresh_drops = dropped - self._reported['dropped']
         rate = (self.counts['commands'] - self._reported['commands']) / (now - self._reported['time'])
@@ -222,8 +223,17 @@ class ControlLoop:
         latency = np.array(self._latency) * 1e3
         p50, p99 = np.percentile(latency, [50, 99]) if len(latency) else (float('nan'), float('nan'))
         age = now - self._state[3] if self._state else float('nan')
-        values = {'lockstep': self.cfg.lockstep, **self.counts,
-                  'control_rate_hz': f'{rate:.2f}', 'latency_p50_ms': f'{p50:.2f}', 'latency_p99_ms': f'{p99:.2f}',
-                  'lead_periods': self._lead, 'state_age_s': f'{age:.3f}', 'plan_value': f'{self._plan_value:.3f}',
-                  'states_dropped': dropped, **self._check.dropped}
-        return level, message, values
+        metrics = {'lockstep': self.cfg.lockstep, **self.counts,
+                   'control_rate_hz': float(rate), 'latency_p50_ms': float(p50), 'latency_p99_ms': float(p99),
+                   'lead_periods': self._lead, 'state_age_s': float(age), 'plan_value': float(self._plan_value),
+                   'states_dropped': dropped, **self._check.dropped}
+        return level, message, metrics
+
+
+# Decimals /diagnostics shows of the float metrics: what a reader needs, not the float's noise.
+SHOWN_DECIMALS = {'control_rate_hz': 2, 'latency_p50_ms': 2, 'latency_p99_ms': 2, 'state_age_s': 3, 'plan_value': 3}
+
+
+def shown(metrics: dict) -> dict:
+    """status()'s metrics as /diagnostics shows them (counts and flags as they are)."""
+    return {k: f'{v:.{SHOWN_DECIMALS[k]}f}' if k in SHOWN_DECIMALS else v for k, v in metrics.items()}

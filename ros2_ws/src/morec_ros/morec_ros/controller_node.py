@@ -6,7 +6,8 @@ ensemble: the upper bound of the closed-loop benchmark (same planner, true dynam
 Commands the robot as a client of a forward_command_controller: one value per actuator on the
 command topic, clipped to the actuator limits. A planner thread plans from the latest valid
 /joint_states with MPPI or CEM through FilteredDynamics on ONNX Runtime, in-process (a ROS round
-trip per model step would be far too slow), and publishes the plan on /morec/plan.
+trip per model step would be far too slow), and publishes the plan on /morec/plan. Its status goes to
+/diagnostics for people and, as numbers with their names, to /morec/controller_metrics for programs.
 
 When commands go out, latency compensation and the watchdog are the ControlLoop's (control_loop.py):
 this node turns parameters, messages and timers into its inputs and publishes what it returns. The
@@ -20,10 +21,10 @@ import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from nav_msgs.msg import Odometry
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
@@ -31,9 +32,18 @@ from morec.planners import make_planner, policy_value
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.runtime import ModelFileError, OnnxCritic, OnnxPolicy
 from morec.task_spec import load_task_spec
-from morec_ros.common import (LEVELS, bundle_dir, diagnostics, load_dynamics, load_reward, main_for, matrix,
-                              model_file)
-from morec_ros.control_loop import ControlLoop
+from morec_ros.common import (
+    LEVELS,
+    bundle_dir,
+    diagnostics,
+    labelled,
+    load_dynamics,
+    load_reward,
+    main_for,
+    matrix,
+    model_file,
+)
+from morec_ros.control_loop import ControlLoop, shown
 from morec_ros.node_params import PLANNER_CONFIGS, ControllerParams
 from morec_ros.parameters import declare_params
 
@@ -74,7 +84,7 @@ class ControllerNode(Node):
                                    samples_per_elite=p.samples_per_elite)
                 label = 'filtered' if p.filtered else p.unfiltered_mode
             model = FilteredDynamics(dynamics, reward, cfg, is_terminal=spec.is_terminal)
-            # Latency compensation predicts with the elites' mean, the best open-loop predictor (README).
+            # Latency compensation predicts with the elites' mean, the best open-loop predictor (docs/results.md).
             self._predictor = FilteredDynamics(dynamics, None, FilterConfig(mode='elite_mean', clip=cfg.clip))
             prior = OnnxPolicy(model_file(p.prior_policy), spec, p.device, p.threads) if p.prior_policy else None
             value = None
@@ -97,6 +107,7 @@ class ControllerNode(Node):
         self._cmd_pub = self.create_publisher(Float64MultiArray, p.command_topic, COMMAND_QOS)
         self._plan_pub = self.create_publisher(Float64MultiArray, 'morec/plan', 1)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._metrics_pub = self.create_publisher(Float64MultiArray, 'morec/controller_metrics', 10)
         self.create_subscription(JointState, 'joint_states', self._on_state,
                                  LOCKSTEP_STATE_QOS if p.loop.lockstep else REALTIME_STATE_QOS)
         if spec.base:  # the base joints' state comes from odometry
@@ -162,9 +173,10 @@ class ControllerNode(Node):
 
     def _publish_diagnostics(self):
         with self._lock:
-            level, message, values = self._loop.status(time.monotonic())
+            level, message, metrics = self._loop.status(time.monotonic())
         diagnostics(self, self._diag_pub, 'controller', LEVELS[level], message, self._describe,
-                    {'mode': self._mode, **values})
+                    {'mode': self._mode, **shown(metrics)})
+        self._metrics_pub.publish(labelled(metrics))  # the same figures as numbers, for programs
 
     # ---- planner thread -----------------------------------------------------------------------
     def _plan_loop(self):
