@@ -12,11 +12,11 @@ import os
 from pathlib import Path
 
 import yaml
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from launch import LaunchDescription
 from morec.runner import STACK_EXECUTABLE, NodeProcess, configured_task, one_process_command, task_params
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs')
