@@ -58,8 +58,10 @@ $(BENCH_STAMP): requirements-bench.txt $(STAMP)
 bench: setup $(BENCH_STAMP)
 	$(PY) bench/planner_speed.py
 	$(VENV)/bin/morec monitor --bundle models/halfcheetah --task halfcheetah \
-	  --policies models/behavior/halfcheetah/sac_50000.zip --variants real heavy slippery weak noisy delayed \
-	  --episodes 10 --steps 1000 --window 50 --out artifacts/bench/monitor/halfcheetah.json
+	  --policies models/behavior/halfcheetah/sac_50000.zip models/behavior/halfcheetah/sac_50000.zip:deterministic \
+	  --unseen-policies models/behavior/halfcheetah/sac_125000.zip:deterministic models/halfcheetah/policy.onnx \
+	  --variants real heavy slippery weak noisy delayed \
+	  --episodes 10 --steps 1000 --window 50 --out docs/results/monitor_policies_halfcheetah.json
 	$(PY) bench/closed_loop.py
 	$(PY) bench/closed_loop.py --mode realtime --variants nominal --only "filtered MPC + prior" \
 	  "unfiltered MPC + prior" "behaviour policy" "filtered MPC + prior, uncompensated" \

@@ -30,7 +30,11 @@ PYEOF
 mkdir -p $DST
 cp "$work/ensemble.onnx" "$work/dynamics_reward.onnx" "$work/card.json" $DST/
 rm -rf "$work"
-.venv/bin/morec monitor --bundle $DST --task halfcheetah --policies models/behavior/halfcheetah/sac_50000.zip \
+# Calibrated on the data's policy in both its forms (sampled, as it collected the data, and deterministic), judged
+# for false alarms under two policies it never saw.
+.venv/bin/morec monitor --bundle $DST --task halfcheetah \
+  --policies models/behavior/halfcheetah/sac_50000.zip models/behavior/halfcheetah/sac_50000.zip:deterministic \
+  --unseen-policies models/behavior/halfcheetah/sac_125000.zip:deterministic models/halfcheetah/policy.onnx \
   --variants real heavy slippery weak noisy delayed --episodes 10 --steps 1000 --window 50 \
-  --out artifacts/bench/monitor/halfcheetah.json --write-card
+  --out docs/results/monitor_policies_halfcheetah.json --write-card
 ls -la $DST

@@ -112,7 +112,7 @@ def test_morec_up_starts_the_recorder_with_the_stack_parameters(tmp_path):
     lines = []
     for line in up.stdout:
         lines.append(line)
-        if "recording 10 topics to recordings/morec_" in line or "exited" in line:
+        if "recording 11 topics to recordings/morec_" in line or "exited" in line:
             break
     up.send_signal(signal.SIGINT)
     lines += up.stdout.readlines()

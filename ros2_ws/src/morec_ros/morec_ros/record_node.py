@@ -38,6 +38,7 @@ TOPICS = {
     '/morec/dynamics_reward': Float64MultiArray,
     '/morec/candidates': Float64MultiArray,
     '/morec/plan': Float64MultiArray,
+    '/morec/controller_metrics': Float64MultiArray,
     '/morec/prediction_error': Float64,
     '/morec/episode_return': Float64,
     '/diagnostics': DiagnosticArray,
