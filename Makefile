@@ -64,7 +64,7 @@ bench: setup $(BENCH_STAMP)
 	  --episodes 10 --steps 1000 --window 50 --out docs/results/monitor_policies_halfcheetah.json
 	$(PY) bench/closed_loop.py
 	$(PY) bench/closed_loop.py --mode realtime --variants nominal --only "filtered MPC + prior" \
-	  "unfiltered MPC + prior" "behaviour policy" "filtered MPC + prior, uncompensated" \
+	  "elite-mean MPC + prior" "behaviour policy" "filtered MPC + prior, uncompensated" \
 	  "filtered MPC + prior, 300 samples" "filtered MPC + prior, 300 samples, uncompensated" \
 	  "filtered MPC + prior, 50 samples"
 	bash bench/reward_ablation.sh

@@ -39,26 +39,28 @@ OFFLINE_POLICY, OFFLINE_CRITIC = "models/halfcheetah/policy.onnx", "models/halfc
 # name -> controller parameter overrides on top of launch/params/tasks/halfcheetah.yaml
 # (filtered MPPI around the prior).
 CONFIGS = {
-    "filtered MPC + prior": {},
-    "unfiltered MPC + prior": {"filtered": False},
+    "filtered MPC + prior": {"rollout": "filter"},
+    "elite-mean MPC + prior": {"rollout": "elite_mean"},
     "MuJoCo MPC + prior": {"model": "mujoco"},
     "behaviour policy": {"mode": "policy", "policy": POLICY},
-    "filtered MPC": {"prior_policy": ""},
-    "unfiltered MPC": {"filtered": False, "prior_policy": ""},
+    "filtered MPC": {"rollout": "filter", "prior_policy": ""},
+    "elite-mean MPC": {"rollout": "elite_mean", "prior_policy": ""},
     "offline policy": {"mode": "policy", "policy": OFFLINE_POLICY},
-    "filtered MPC + offline prior": {"prior_policy": OFFLINE_POLICY},
-    "unfiltered MPC + offline prior": {"filtered": False, "prior_policy": OFFLINE_POLICY},
-    "filtered MPC + offline prior + value": {"prior_policy": OFFLINE_POLICY, "terminal_value": OFFLINE_CRITIC},
-    "unfiltered MPC + offline prior + value": {"filtered": False, "prior_policy": OFFLINE_POLICY,
+    "filtered MPC + offline prior": {"rollout": "filter", "prior_policy": OFFLINE_POLICY},
+    "elite-mean MPC + offline prior": {"rollout": "elite_mean", "prior_policy": OFFLINE_POLICY},
+    "filtered MPC + offline prior + value": {"rollout": "filter", "prior_policy": OFFLINE_POLICY,
+                                             "terminal_value": OFFLINE_CRITIC},
+    "elite-mean MPC + offline prior + value": {"rollout": "elite_mean", "prior_policy": OFFLINE_POLICY,
                                                "terminal_value": OFFLINE_CRITIC},
 }
 # Real time only (lockstep waits for every plan): latency compensation off; a planner three times
 # slower than the period, with and without it; and one with half the samples, well within the period.
 REALTIME_CONFIGS = {
-    "filtered MPC + prior, uncompensated": {"latency_compensation": False},
-    "filtered MPC + prior, 300 samples": {"samples": 300},
-    "filtered MPC + prior, 300 samples, uncompensated": {"samples": 300, "latency_compensation": False},
-    "filtered MPC + prior, 50 samples": {"samples": 50},
+    "filtered MPC + prior, uncompensated": {"rollout": "filter", "latency_compensation": False},
+    "filtered MPC + prior, 300 samples": {"rollout": "filter", "samples": 300},
+    "filtered MPC + prior, 300 samples, uncompensated": {"rollout": "filter", "samples": 300,
+                                                         "latency_compensation": False},
+    "filtered MPC + prior, 50 samples": {"rollout": "filter", "samples": 50},
 }
 CONFIGS.update(REALTIME_CONFIGS)
 

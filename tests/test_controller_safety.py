@@ -49,8 +49,8 @@ def test_watchdog_commands_zero_when_states_stop_and_resumes_when_they_return(tm
     client.node.create_timer(PERIOD, publish_state)
     # CEM on the unfiltered ensemble here (the closed-loop test covers filtered MPPI).
     controller = NodeProcess("controller_node", {
-        "task": "inverted_pendulum", "bundle": str(BUNDLE), "planner": "cem", "filtered": False,
-        "unfiltered_mode": "elite_mean", "samples": 32, "horizon": 5, "iterations": 2, "threads": 1,
+        "task": "inverted_pendulum", "bundle": str(BUNDLE), "planner": "cem", "rollout": "elite_mean",
+        "samples": 32, "horizon": 5, "iterations": 2, "threads": 1,
         "device": "cpu", "stale_periods": 5.0, "diagnostics_period": 0.2}, domain, tmp_path)
     processes.append(controller)
     client.watched = [controller]

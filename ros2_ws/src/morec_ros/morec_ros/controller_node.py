@@ -79,10 +79,9 @@ class ControllerNode(Node):
             else:
                 source = bundle_dir(p.bundle, spec)
                 dynamics = load_dynamics(source, spec, p.device, p.threads)
-                reward = load_reward(source, spec, p.device, p.threads) if p.filtered else None
-                cfg = FilterConfig(mode='filter' if p.filtered else p.unfiltered_mode, threshold=p.filter_threshold,
-                                   samples_per_elite=p.samples_per_elite)
-                label = 'filtered' if p.filtered else p.unfiltered_mode
+                reward = load_reward(source, spec, p.device, p.threads) if p.rollout == 'filter' else None
+                cfg = FilterConfig(mode=p.rollout, threshold=p.filter_threshold, samples_per_elite=p.samples_per_elite)
+                label = p.rollout
             model = FilteredDynamics(dynamics, reward, cfg, is_terminal=spec.is_terminal)
             # Latency compensation predicts with the elites' mean, the best open-loop predictor (docs/results.md).
             self._predictor = FilteredDynamics(dynamics, None, FilterConfig(mode='elite_mean', clip=cfg.clip))

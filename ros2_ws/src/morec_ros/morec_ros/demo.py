@@ -58,7 +58,7 @@ def parse_args(argv):
     parser.add_argument('--domain-id', type=int, help='ROS_DOMAIN_ID of the whole run (default: the environment\'s)')
     parser.add_argument('--seed', type=int, default=0, help="the sim's seed: initial state and sensor noise")
     parser.add_argument('--controller', nargs='*', default=[], metavar='KEY=VALUE',
-                        help='controller parameter overrides (YAML values), e.g. filtered=false, model=mujoco, '
+                        help='controller parameter overrides (YAML values), e.g. rollout=filter, model=mujoco, '
                              'mode=policy policy=models/behavior/halfcheetah/sac_50000.onnx')
     parser.add_argument('--one-process', action='store_true',
                         help='run the nodes in one process on one executor (morec_stack) instead of one each')

@@ -22,7 +22,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from morec.bundle import read_card
-from morec.monitor import GapMonitor, transition_signals
+from morec.monitor import DEFAULT_ALARM_ON, GapMonitor, transition_signals
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.task_spec import load_task_spec
 from morec_ros.common import MONITOR_QOS, Transitions, bundle_dir, diagnostics, load_dynamics, load_reward, main_for
@@ -42,6 +42,8 @@ class FilterNode(Node):
         calibrated = read_card(path).get('monitor', {}).get('calibration', {})
         limits = calibrated.get('thresholds', {})
         m = declare_params(self, MonitorParams, {
+            # Uncalibrated, only r_D has a meaningful limit: MOREC's own trust threshold.
+            'monitor_signals': list(DEFAULT_ALARM_ON) if calibrated else ['dynamics_reward'],
             'monitor_window': calibrated.get('window', MonitorParams.monitor_window),
             'monitor_threshold': limits.get('dynamics_reward', MonitorParams.monitor_threshold),
             'error_threshold': limits.get('one_step_error', MonitorParams.error_threshold),

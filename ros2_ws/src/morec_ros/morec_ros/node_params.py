@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from morec.monitor import DEFAULT_ALARM_ON, SIGNALS
 from morec.planners import CEMConfig, MPPIConfig
+from morec.rollout import MODES as ROLLOUT_MODES
 from morec.rollout import FilterConfig
 from morec.task_spec import VARIANT_KEYS
 from morec_ros.command_guard import GuardConfig
@@ -24,7 +25,6 @@ PLANNER_CONFIGS = {'mppi': MPPIConfig, 'cem': CEMConfig}
 SIM_MODES = ('realtime', 'lockstep')
 CONTROLLER_MODES = ('mpc', 'policy')
 MODELS = ('learned', 'mujoco')
-UNFILTERED = ('elite_mean', 'random_elite')
 # Parameters rclpy declares on every node.
 BUILTIN = frozenset({'use_sim_time', 'start_type_description_service'})
 
@@ -131,7 +131,8 @@ class MonitorParams:
     """The filter node's gap monitor; the defaults here apply to a bundle without a calibration."""
 
     monitor_signals: list = field(default_factory=lambda: list(DEFAULT_ALARM_ON))
-    """signals that raise the gap warning, of dynamics_reward, one_step_error and disagreement"""
+    """signals that raise the gap warning, of dynamics_reward, one_step_error and disagreement (default: the
+    one-step error for a calibrated bundle, r_D against monitor_threshold for one without a calibration)"""
     monitor_window: int = 50
     """real transitions the monitor averages"""
     monitor_threshold: float = FilterConfig.threshold
@@ -166,10 +167,10 @@ class ControllerParams(ModelNodeParams):
     Q(s, pi(s)) with the policy.onnx beside it; '' = none"""
     planner: str = 'mppi'
     """'mppi' or 'cem' (morec.planners); its config's fields are parameters too"""
-    filtered: bool = True
-    """plan through the MOREC filter (else unfiltered_mode)"""
-    unfiltered_mode: str = 'elite_mean'
-    """when not filtered: 'elite_mean' or 'random_elite'"""
+    rollout: str = 'elite_mean'
+    """how a plan's model steps are taken (morec.rollout): 'filter', MOREC's (the candidate r_D scores highest;
+    a step scoring below filter_threshold ends the sequence), 'elite_mean' (the elites' mean prediction; the
+    default, what the closed-loop measurements favour: docs/results.md) or 'random_elite' (one elite's sample)"""
     filter_threshold: float = FilterConfig.threshold
     """r_D below this ends a model rollout"""
     samples_per_elite: int = FilterConfig.samples_per_elite
@@ -181,7 +182,7 @@ class ControllerParams(ModelNodeParams):
     def __post_init__(self):
         super().__post_init__()
         _check_choices(self, planner=tuple(PLANNER_CONFIGS), mode=CONTROLLER_MODES, model=MODELS,
-                       unfiltered_mode=UNFILTERED)
+                       rollout=ROLLOUT_MODES)
         if self.mode == 'policy' and not self.policy:
             raise ValueError("mode 'policy' needs the policy parameter: the path of an exported ONNX policy")
 
