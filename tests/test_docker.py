@@ -98,7 +98,9 @@ def test_make_setup_gpu_swaps_the_wheels(tmp_path):
     os.utime(stamp, (os.path.getmtime(tmp_path / "Makefile") + 10,) * 2)  # a venv set up after its files
 
     def dry_run(*args):
-        done = subprocess.run(["make", "-n", "setup", *args], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+        # --no-print-directory: under `make test` this is a sub-make, which would print "Entering directory".
+        done = subprocess.run(["make", "--no-print-directory", "-n", "setup", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stderr
         return done.stdout.splitlines()
 
