@@ -16,5 +16,6 @@ bash bench/halfcheetah_data.sh
 $MOREC diagnose --bundle "${BUNDLE:-models/halfcheetah}" --train-data $DATA/medium.npz \
   --eval-data medium_heldout=$DATA/medium_eval.npz expert=$DATA/expert_eval.npz random=$DATA/random_eval.npz \
   sine=$DATA/sine_eval.npz medium_real=$DATA/medium_real_eval.npz \
-  --horizon 50 --starts 1000 --transitions 10000 --seed "${SEED:-0}" --threads 1 --out "$OUT" \
+  --horizon 50 --starts "${STARTS:-1000}" --transitions "${TRANSITIONS:-10000}" --seed "${SEED:-0}" --threads 1 \
+  --out "$OUT" \
   --plot "${PLOT:-$DATA/reward_decisive.png}"
