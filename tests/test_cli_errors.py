@@ -3,20 +3,11 @@
 import shutil
 from pathlib import Path
 
-import pytest
+from cli_check import error_of
 
 from morec.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def error_of(argv, capsys) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code not in (0, None)
-    message = exc.value.code if isinstance(exc.value.code, str) else capsys.readouterr().err
-    assert "Traceback" not in message
-    return message.strip().splitlines()[-1]
 
 
 def test_a_tuple_override_written_as_a_python_tuple_names_the_key_and_the_form(tmp_path, capsys):

@@ -8,6 +8,7 @@ import h5py
 import minari
 import numpy as np
 import pytest
+from cli_check import error_of
 from minari.data_collector import EpisodeBuffer
 
 from morec.dataset import ARRAYS, Dataset, DatasetError
@@ -314,17 +315,6 @@ def test_load_dataset_of_a_missing_file_is_not_taken_for_a_minari_id(tmp_path):
 
 # ---- the command line reads every format -------------------------------------------------------
 
-def cli_error(argv, capsys) -> str:
-    from morec.cli import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code not in (0, None)
-    message = exc.value.code if isinstance(exc.value.code, str) else capsys.readouterr().err
-    assert "Traceback" not in message and len(message.strip().splitlines()) == 1
-    return message.strip()
-
-
 def policy_argv(data, tmp_path, *extra):
     """train-policy with a level its task has no settings for: it fails right after the data is read and its task
     found."""
@@ -344,10 +334,10 @@ def test_training_commands_read_d4rl_and_minari_datasets(tmp_path, capsys, minar
     sources = [write_d4rl(tmp_path / "d.hdf5", d4rl_arrays(ds), env_id="InvertedPendulum-v5"),
                export_minari(ds, "pendulum-cli-v0", **AUTHOR), "pendulum-cli-v0"]
     for source in sources:
-        assert "inverted_pendulum.yaml" in cli_error(policy_argv(source, tmp_path), capsys), source
+        assert "inverted_pendulum.yaml" in error_of(policy_argv(source, tmp_path), capsys), source
     unnamed = write_d4rl(tmp_path / "unnamed.hdf5", d4rl_arrays(ds))
-    assert "--env-id" in cli_error(policy_argv(unnamed, tmp_path), capsys)
-    assert "inverted_pendulum.yaml" in cli_error(policy_argv(unnamed, tmp_path, "--env-id", "InvertedPendulum-v5"),
+    assert "--env-id" in error_of(policy_argv(unnamed, tmp_path), capsys)
+    assert "inverted_pendulum.yaml" in error_of(policy_argv(unnamed, tmp_path, "--env-id", "InvertedPendulum-v5"),
                                                  capsys)
 
 
@@ -360,6 +350,6 @@ def test_a_file_that_is_no_dataset_fails_every_data_command_in_one_line(tmp_path
             "diagnose": ["diagnose", "--bundle", "models/inverted_pendulum", "--train-data", str(junk),
                          "--eval-data", f"x={junk}", "--out", str(tmp_path / "d.json")]
             }.get(command, [command, "--data", str(junk), "--bundle", str(tmp_path / "bundle")])
-    line = cli_error(argv, capsys)
+    line = error_of(argv, capsys)
     assert line.startswith(f"morec {command}: error: {junk}: not a readable morec dataset, D4RL HDF5 file or "
                            f"Minari dataset:") and "pickle" not in line

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_check import error_of
 from mcap_ros2.writer import Writer
 
 from morec.cli import main
@@ -155,15 +156,6 @@ def test_predictions_pair_with_the_state_one_period_later(tmp_path):
     np.testing.assert_allclose(actual.values, [obs_at(i) for i in range(1, 10)])
     np.testing.assert_allclose(predicted.values - actual.values, 0.001, atol=1e-12)
     np.testing.assert_allclose(actual.time, np.arange(1, 10) * 0.04)
-
-
-def error_of(argv, capsys) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code not in (0, None)
-    message = exc.value.code if isinstance(exc.value.code, str) else capsys.readouterr().err
-    assert "Traceback" not in message and len(message.strip().splitlines()) == 1
-    return message.strip()
 
 
 @pytest.mark.parametrize("content", [b"just some notes\n", bytes(range(256)) * 4])
