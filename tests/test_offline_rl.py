@@ -161,3 +161,24 @@ def test_morec_mopo_on_the_shipped_pendulum_bundle_beats_the_random_policy(data,
     random_return, _ = evaluate_policy(Random(), TASK, 10, seed=0)
     assert result["final"]["return_mean"] > 3 * random_return + 10, (result["final"], random_return)
     assert 0 < result["rollout"]["length"] <= 20
+
+
+def test_train_policy_through_the_simulator_records_it_and_charges_no_mopo_penalty(data, tmp_path):
+    """`--model simulator`: the true dynamics in place of the ensemble (std 0, so MOPO's penalty is 0)."""
+    import json
+
+    from morec.cli import main
+
+    path = tmp_path / "data.npz"
+    data.save(path)
+    out = tmp_path / "run"
+    assert main(["train-policy", "--bundle", "models/inverted_pendulum", "--data", str(path), "--level", "random",
+                 "--backbone", "mopo", "--no-morec", "--model", "simulator", "--out", str(out), "--steps", "40",
+                 "--eval-every", "40", "--eval-episodes", "1", "--rollout-batch", "16", "--rollout-every", "20",
+                 "--hidden", "32", "32", "--threads", "1"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert "--model simulator" in result["command"]
+    rows = (out / "log.csv").read_text().splitlines()
+    column = rows[0].split(",").index("penalty_mean")
+    assert all(float(r.split(",")[column]) == 0.0 for r in rows[1:])
+    assert result["rollout"]["transitions"] > 0

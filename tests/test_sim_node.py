@@ -249,3 +249,11 @@ def test_a_spec_with_a_base_publishes_odometry_that_gives_the_all_joints_observa
         robot.step(c)
         expected.append(plain.observation_from_joint_state(plain.joints, *robot.joint_state()[:2]))
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+
+
+def test_the_sim_node_starts_without_onnx_runtime_or_torch():
+    """A robot-side or sim-only machine needs neither: the node must not import them on the way."""
+    code = ("import sys, morec_ros.sim_node; "
+            "print(sorted(m for m in ('onnxruntime', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"

@@ -207,6 +207,9 @@ class TrainPolicy(Command):
     """result JSON (default OUT/result.json)"""
     resume: bool = False
     """continue from OUT/checkpoint.pt"""
+    model: Literal["bundle", "simulator"] = "bundle"
+    """roll out through the bundle's ensemble, or through the task's simulator (the true dynamics: the upper
+    bound of the pipeline, which separates what the learned model costs from what SAC itself achieves)"""
     cfg: Annotated[OfflineRLConfig, OmitArgPrefixes] = field(default_factory=OfflineRLConfig)
     """OfflineRLConfig (offline_rl.py); a flag not given takes the task's setting in sim/offline_rl/<task>.yaml
     (penalty coefficient by --level, rollout settings) where it has one, else the default shown"""
@@ -573,14 +576,19 @@ def cmd_train_policy(args: TrainPolicy) -> int:
         raise CommandLineError(str(e)) from None
     # The task's settings replace the config's defaults but not the flags given: read the flags again over them.
     cfg = parse(args.argv, default=dataclasses.replace(args, cfg=base)).cfg
-    dynamics = OnnxDynamics(bundle / ENSEMBLE_ONNX, "cpu", cfg.threads, task.obs_dim, task.action_dim)
+    if args.model == "simulator":
+        from .mujoco_model import MujocoDynamics
+
+        dynamics = MujocoDynamics(task)
+    else:
+        dynamics = OnnxDynamics(bundle / ENSEMBLE_ONNX, "cpu", cfg.threads, task.obs_dim, task.action_dim)
     reward = OnnxReward(bundle / REWARD_ONNX, "cpu", cfg.threads, task.obs_dim, task.action_dim) if cfg.morec else None
     trainer = OfflineTrainer(task, data, make_rollout_model(dynamics, reward, cfg, task), cfg, out,
                              resume=args.resume, dataset_name=f"{task.name}-{args.level}")
     trainer.run()
     export_offline_policy(trainer.actor, MinCritic(trainer.critic), out, task,
-                          {"method": cfg.method, "bundle": str(bundle), "data": str(args.data), "seed": cfg.seed,
-                           "steps": trainer.step, "command": args.command_line})
+                          {"method": cfg.method, "model": args.model, "bundle": str(bundle), "data": str(args.data),
+                           "seed": cfg.seed, "steps": trainer.step, "command": args.command_line})
     result = write_result(trainer, args.result or out / "result.json", args.command_line)
     final = result["final"]
     print(f"{cfg.method} on {result['dataset']}: return {final['return_mean']:.1f} +- {final['return_std']:.1f}"

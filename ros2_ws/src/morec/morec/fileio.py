@@ -52,3 +52,7 @@ class CsvLog:
         if self.path:
             with self.path.open("a", newline="") as f:
                 csv.writer(f).writerow(values)
+
+
+class ModelFileError(RuntimeError):
+    """A model file is missing, unreadable or does not fit the task."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .fileio import atomic_path
+from .fileio import ModelFileError, atomic_path
 
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZATION_LEVELS = {"disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -23,10 +23,6 @@ OPTIMIZATION_LEVELS = {"disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
                        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
                        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
 PRECISIONS = ("int8", "fp16")
-
-
-class ModelFileError(RuntimeError):
-    """A model file is missing, unreadable or does not fit the task."""
 
 
 def make_session(path: str | Path, device: str = "auto", intra_op_threads: int = 0,

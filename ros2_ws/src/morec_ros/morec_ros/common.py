@@ -1,32 +1,23 @@
-"""What the model nodes (dynamics, filter, controller) and the command guard share: bundles, diagnostics, main()."""
+"""What the model nodes (dynamics, filter, controller) and the command guard share: bundles, transitions,
+diagnostics."""
 
 import bisect
-import signal
-import threading
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.logging import get_logger
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
 from morec.bundle import ENSEMBLE_ONNX, REWARD_ONNX
 from morec.runtime import ModelFileError, OnnxDynamics, OnnxReward
 from morec.share import share_dir
-from morec.task_spec import TaskSpec, TaskSpecError
-from morec_ros.parameters import reject_undeclared_parameters
+from morec.task_spec import TaskSpec
 
 # What ros2_control's joint_state_broadcaster and forward_command_controller use (reliable,
 # volatile, depth 10): monitors match a real robot's publishers without an adapter, and the command
 # guard subscribes and publishes as a forward_command_controller's peers do.
 MONITOR_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-# What a node that cannot start raises: bad parameters, a task spec or model file that does not fit.
-START_ERRORS = (ModelFileError, TaskSpecError, ParameterException, ValueError)
 # The ROS-free loops (control_loop, command_guard) report their status by name.
 LEVELS = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': DiagnosticStatus.ERROR}
 
@@ -177,50 +168,3 @@ def diagnostics(node, publisher, what: str, level, message: str, hardware_id: st
     msg = DiagnosticArray(status=[status])
     msg.header.stamp = node.get_clock().now().to_msg()
     publisher.publish(msg)
-
-
-def main_for(node_class, name: str, last_word: bool = False):
-    """A node's main(): a node that cannot start says why (FATAL, no traceback) and exits with 1.
-
-    With `last_word` the node can still publish in destroy_node() after SIGINT or SIGTERM: rclpy's own
-    handlers would shut the context down first, so the signals only set a flag that the spin loop checks
-    between callbacks (an exception raised at an arbitrary point inside the executor could leave it
-    unable to stop cleanly).
-    """
-
-    def main(args=None):
-        stop = threading.Event()
-        if last_word:
-            rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: stop.set())
-        else:
-            rclpy.init(args=args)
-        try:
-            node = node_class()
-            reject_undeclared_parameters(node)
-        except START_ERRORS as e:
-            get_logger(name).fatal(f'cannot start: {e}')
-            rclpy.try_shutdown()
-            return 1
-        try:
-            if last_word:
-                executor = SingleThreadedExecutor()
-                executor.add_node(node)
-                while not stop.is_set() and rclpy.ok():
-                    executor.spin_once(timeout_sec=0.05)
-            else:
-                rclpy.spin(node)
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        except Exception:
-            # Under load, rclpy can fail to take a message that arrived as Ctrl-C closed the context
-            # (the executor raises from take_message): that is a clean stop, anything else is not.
-            if rclpy.ok():
-                raise
-        finally:
-            node.destroy_node()
-            rclpy.try_shutdown()
-        return 0
-
-    return main

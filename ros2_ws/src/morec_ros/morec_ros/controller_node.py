@@ -39,11 +39,11 @@ from morec_ros.common import (
     labelled,
     load_dynamics,
     load_reward,
-    main_for,
     matrix,
     model_file,
 )
 from morec_ros.control_loop import ControlLoop, shown
+from morec_ros.node_main import main_for
 from morec_ros.node_params import PLANNER_CONFIGS, ControllerParams
 from morec_ros.parameters import declare_params
 

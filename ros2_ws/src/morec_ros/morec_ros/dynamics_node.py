@@ -20,8 +20,9 @@ from std_msgs.msg import Float64, Float64MultiArray
 
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.task_spec import load_task_spec
-from morec_ros.common import MONITOR_QOS, Transitions, bundle_dir, diagnostics, load_dynamics, main_for, matrix
+from morec_ros.common import MONITOR_QOS, Transitions, bundle_dir, diagnostics, load_dynamics, matrix
 from morec_ros.input_check import InputCheck
+from morec_ros.node_main import main_for
 from morec_ros.node_params import DynamicsParams
 from morec_ros.parameters import declare_params
 

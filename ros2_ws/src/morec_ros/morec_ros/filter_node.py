@@ -25,8 +25,9 @@ from morec.bundle import read_card
 from morec.monitor import DEFAULT_ALARM_ON, GapMonitor, transition_signals
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.task_spec import load_task_spec
-from morec_ros.common import MONITOR_QOS, Transitions, bundle_dir, diagnostics, load_dynamics, load_reward, main_for
+from morec_ros.common import MONITOR_QOS, Transitions, bundle_dir, diagnostics, load_dynamics, load_reward
 from morec_ros.input_check import InputCheck
+from morec_ros.node_main import main_for
 from morec_ros.node_params import FilterParams, MonitorParams
 from morec_ros.parameters import declare_params
 

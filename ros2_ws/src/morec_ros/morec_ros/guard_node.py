@@ -19,7 +19,8 @@ from std_msgs.msg import Float64MultiArray
 
 from morec.task_spec import load_task_spec
 from morec_ros.command_guard import CommandGuard
-from morec_ros.common import LEVELS, MONITOR_QOS, diagnostics, main_for
+from morec_ros.common import LEVELS, MONITOR_QOS, diagnostics
+from morec_ros.node_main import main_for
 from morec_ros.node_params import GuardParams
 from morec_ros.parameters import declare_params
 

@@ -17,13 +17,9 @@ import time
 from collections import Counter
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
-from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -32,9 +28,10 @@ from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 
 from morec.simulator import SimulatedRobot
-from morec.task_spec import VARIANT_KEYS, TaskSpecError, Variant, load_task_spec
+from morec.task_spec import VARIANT_KEYS, Variant, load_task_spec
+from morec_ros.node_main import main_for
 from morec_ros.node_params import SimParams
-from morec_ros.parameters import declare, declare_params, field_docs, reject_undeclared_parameters
+from morec_ros.parameters import declare, declare_params, field_docs
 
 # Reliable so that subscribers asking for reliable delivery (the ROS default) match as well as
 # sensor-data (best-effort) ones; transient-local with depth 1 so a controller started after the
@@ -233,23 +230,7 @@ class SimNode(Node):
         self._diag_pub.publish(msg)
 
 
-def main(args=None):
-    rclpy.init(args=args)
-    try:
-        node = SimNode()
-        reject_undeclared_parameters(node)
-    except (TaskSpecError, ParameterException, ValueError) as e:  # bad parameters: say which, no traceback
-        get_logger('morec_sim').fatal(f'cannot start: {e}')
-        rclpy.try_shutdown()
-        return 1
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+main = main_for(SimNode, 'morec_sim')
 
 
 if __name__ == '__main__':

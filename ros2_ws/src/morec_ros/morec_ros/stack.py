@@ -24,11 +24,11 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.logging import get_logger
 from rclpy.signals import SignalHandlerOptions
 
-from morec_ros.common import START_ERRORS
 from morec_ros.controller_node import ControllerNode
 from morec_ros.dynamics_node import DynamicsNode
 from morec_ros.filter_node import FilterNode
 from morec_ros.guard_node import GuardNode
+from morec_ros.node_main import START_ERRORS
 from morec_ros.parameters import reject_undeclared_parameters
 from morec_ros.sim_node import SimNode
 
