@@ -14,12 +14,10 @@ this node turns parameters, messages and timers into its inputs and publishes wh
 timers run on the steady clock, so the watchdog fires even when a simulator that publishes /clock dies.
 """
 
-import dataclasses
 import sys
 import threading
 import time
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
@@ -28,21 +26,10 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from morec.planners import make_planner, policy_value
-from morec.rollout import FilterConfig, FilteredDynamics
-from morec.runtime import ModelFileError, OnnxCritic, OnnxPolicy
 from morec.task_spec import load_task_spec
-from morec_ros.common import (
-    LEVELS,
-    bundle_dir,
-    diagnostics,
-    labelled,
-    load_dynamics,
-    load_reward,
-    matrix,
-    model_file,
-)
+from morec_ros.common import LEVELS, diagnostics, labelled, matrix
 from morec_ros.control_loop import ControlLoop, shown
+from morec_ros.controller import Controller
 from morec_ros.node_main import main_for
 from morec_ros.node_params import PLANNER_CONFIGS, ControllerParams
 from morec_ros.parameters import declare_params
@@ -66,43 +53,12 @@ class ControllerNode(Node):
         self._mode = p.mode
 
         self._spec = spec = load_task_spec(p.task)
-        self._planner = self._policy = self._predictor = None
-        if self._mode == 'mpc':
-            if p.model == 'mujoco':
-                # Imported here: a controller on a robot plans through its ONNX bundle and has no MuJoCo.
-                from morec.mujoco_model import MujocoDynamics
-
-                # One exact member and no dynamics reward, so the filter does not apply; no clip either,
-                # since the simulator's states are true ones however fast.
-                dynamics, reward, cfg = MujocoDynamics(spec), None, FilterConfig(mode='elite_mean', clip=None)
-                source, label = f'MuJoCo {spec.env_id} nominal', 'true model, no filter: elite_mean'
-            else:
-                source = bundle_dir(p.bundle, spec)
-                dynamics = load_dynamics(source, spec, p.device, p.threads)
-                reward = load_reward(source, spec, p.device, p.threads) if p.rollout == 'filter' else None
-                cfg = FilterConfig(mode=p.rollout, threshold=p.filter_threshold, samples_per_elite=p.samples_per_elite)
-                label = p.rollout
-            model = FilteredDynamics(dynamics, reward, cfg, is_terminal=spec.is_terminal)
-            # Latency compensation predicts with the elites' mean, the best open-loop predictor (docs/results.md).
-            self._predictor = FilteredDynamics(dynamics, None, FilterConfig(mode='elite_mean', clip=cfg.clip))
-            prior = OnnxPolicy(model_file(p.prior_policy), spec, p.device, p.threads) if p.prior_policy else None
-            value = None
-            if p.terminal_value:
-                critic_path = model_file(p.terminal_value)
-                value = policy_value(OnnxCritic(critic_path, spec, p.device, p.threads),
-                                     OnnxPolicy(critic_path.parent / 'policy.onnx', spec, p.device, p.threads))
-            self._planner = make_planner(p.planner, model, spec, prior=prior, terminal_value=value,
-                                         **dataclasses.asdict(settings))
-            self._describe = (f'{p.planner} ({label}) on {source}' + (f', prior {p.prior_policy}' if prior else '')
-                              + (f', terminal value {p.terminal_value}' if value else ''))
-            self._warm_up(source)
-        else:
-            self._policy = OnnxPolicy(model_file(p.policy), spec, p.device, p.threads)
-            self._describe = f'policy {p.policy}'
-            self._warm_up(p.policy)
+        self._controller = Controller(spec, p, settings)
+        self._describe = self._controller.describe
 
         self._lock = threading.Condition()  # the loop is called from the executor and the planner thread
-        self._loop = ControlLoop(spec, p.loop, self._act, self._predict, self.get_logger(), time.monotonic())
+        self._loop = ControlLoop(spec, p.loop, self._controller.act, self._controller.predict, self.get_logger(),
+                                 time.monotonic())
         self._cmd_pub = self.create_publisher(Float64MultiArray, p.command_topic, COMMAND_QOS)
         self._plan_pub = self.create_publisher(Float64MultiArray, 'morec/plan', 1)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -122,36 +78,6 @@ class ControllerNode(Node):
         self.get_logger().info(
             f"{spec.env_id}: {self._describe}, {'lockstep' if p.loop.lockstep else 'real time'}, "
             f'period {spec.control_period} s, commands on {p.command_topic}')
-
-    def _warm_up(self, source):
-        """One plan on a zero state: ONNX Runtime's first run is slow, and a graph that fails should fail now."""
-        try:
-            if self._planner is not None:
-                self._planner.plan(np.zeros(self._spec.obs_dim))
-                self._planner.reset()
-            else:
-                self._policy(np.zeros((1, self._spec.obs_dim)))
-        except ModelFileError:
-            raise
-        except Exception as e:  # ONNX Runtime raises its own types for graphs that load but do not run
-            raise ModelFileError(f'{source}: the model does not run on a {self._spec.name} state ({e}); '
-                                 f're-export it with `morec export`') from e
-
-    def _act(self, obs, elapsed):
-        """(actions [H, A], the plan's predicted states on demand or None, model value) for a state
-        (ControlLoop's Act)."""
-        if self._policy is not None:
-            return self._policy(obs[None]), None, float('nan')
-        if elapsed == 0:
-            self._planner.reset()  # a new episode or a restarted robot: the previous plan does not apply
-        plan = self._planner.plan(obs, elapsed)
-        return plan.actions, lambda: plan.states, plan.value
-
-    def _predict(self, obs, committed):
-        """The state after the committed actions [n, A] under the model's elite mean (ControlLoop's Predict)."""
-        for act in committed:
-            obs = self._predictor.step(obs[None], act[None], rng=None).expected_obs[0]  # the elite mean draws nothing
-        return obs
 
     # ---- executor thread ----------------------------------------------------------------------
     def _on_state(self, msg):

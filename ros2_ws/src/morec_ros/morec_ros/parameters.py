@@ -18,6 +18,9 @@ import inspect
 import io
 import textwrap
 import tokenize
+from pathlib import Path
+
+import yaml
 
 from rcl_interfaces.msg import ParameterDescriptor
 
@@ -44,6 +47,19 @@ def declare_params(node, cls, defaults=None):
         culprits = [name for name in changed if not _builds(cls, {**given, name: values[name]})] or changed
         named = ', '.join(f'{name}={values[name]!r}' for name in culprits)
         raise ValueError(f"parameter{'s' * (len(culprits) > 1)} {named}: {e}") from None
+
+
+def params_from_files(cls, node_name: str, files, overrides: dict | None = None):
+    """`cls` built from parameter files as a node named `node_name` would read them (each file's `/**` and
+    `node_name` sections, later files winning, then `overrides`); keys `cls` lacks are left to the caller."""
+    values = {}
+    for path in files:
+        doc = yaml.safe_load(Path(path).read_text()) or {}
+        for section in ('/**', node_name):
+            values.update(((doc.get(section) or {}).get('ros__parameters')) or {})
+    values.update(overrides or {})
+    given = {name: _as_default(values.get(name, default), default) for name, default, _ in parameter_fields(cls)}
+    return _build(cls, given)
 
 
 @functools.cache

@@ -1,0 +1,129 @@
+"""The controller against the simulated robot on a virtual clock: real time without waiting for it.
+
+What a planning latency costs, apart from everything else a loaded machine does. The robot steps every
+control period with the latest command it has, as the sim node in real time and a forward command
+controller do; its state reaches the controller `transport` seconds later, and a command the robot just
+as late. The controller's timer ticks at its own phase. The planner works on one plan at a time (the
+node's planner thread) and each plan takes the seconds `latency(i)` says, while the plan itself is
+computed for real, with the controller a params file describes (controller.py). Nothing waits, so an
+episode runs as fast as its plans compute. `bench/latency_budget.py` sweeps the latency with it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from sensor_msgs.msg import JointState
+
+from morec.simulator import SimulatedRobot
+from morec.task_spec import TaskSpec, Variant
+from morec_ros.control_loop import ControlLoop, LoopConfig
+
+# Events at the same moment: a command that arrives as the robot steps is applied by that step (the
+# forward command controller reads its latest command at the start of its update).
+COMMAND, STEP, STATE, TICK, ANSWER = range(5)
+
+
+class _Log:
+    """The loop's logger: a virtual run keeps the messages for the caller."""
+
+    def __init__(self):
+        self.lines = []
+
+    def error(self, msg, **_):
+        self.lines.append(msg)
+
+    info = warning = error
+
+
+@dataclass
+class VirtualRun:
+    episode_return: float
+    steps: int
+    on_time: float  # share of robot steps driven by a plan of the state just before them
+    counts: dict  # the loop's (plans, commands, deadline_misses, stale_events, ...)
+    log: list
+
+
+def lognormal_latency(p50: float, p99: float, seed: int = 0) -> Callable[[int], float]:
+    """Plan latencies (s) with the given median and 99th percentile, as measured plan times spread."""
+    sigma = np.log(p99 / p50) / 2.326
+    rng = np.random.default_rng(seed)
+    return lambda _: float(p50 * np.exp(sigma * rng.standard_normal()))
+
+
+def run_episode(spec: TaskSpec, act, predict, loop_cfg: LoopConfig, latency: Callable[[int], float],
+                variant: Variant | None = None, seed: int = 0, steps: int = 1000, transport: float = 0.001,
+                tick_phase: float = 0.5) -> VirtualRun:
+    """One episode of at most `steps` robot steps; `act` and `predict` are a Controller's."""
+    if spec.base:
+        raise ValueError(f'{spec.name}: virtual runs publish joint states only, not odometry')
+    if loop_cfg.lockstep:
+        raise ValueError('virtual runs are real time: the robot steps on its own clock')
+    period = spec.control_period
+    robot = SimulatedRobot(spec, variant or spec.variant('nominal'), seed, episode_length=steps)
+    log = _Log()
+    loop = ControlLoop(spec, loop_cfg, act, predict, log, now=0.0)
+    events, order = [], itertools.count()
+
+    def at(t, kind, payload=None):
+        heapq.heappush(events, (t, kind, next(order), payload))
+
+    def send(t, command, source):
+        if command is not None:
+            at(t + transport, COMMAND, (command, source))
+
+    busy, plans = False, 0
+    applied, applied_source = np.zeros(spec.action_dim), None
+    sent_seq = 0  # sequence number of the latest state the robot published
+    on_time = 0
+
+    def start_plan(t):
+        nonlocal busy, plans
+        if busy or not loop.due:
+            return
+        request = loop.request(t)
+        actions, _, value = loop.plan(request)
+        busy, plans = True, plans + 1
+        at(t + latency(plans), ANSWER, (request, actions, value))
+
+    def publish(t):
+        nonlocal sent_seq
+        position, velocity, _ = robot.joint_state()
+        msg = JointState(name=list(spec.state_joints), position=position.tolist(), velocity=velocity.tolist())
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(round(t * 1e9), 10**9)
+        sent_seq += 1
+        at(t + transport, STATE, msg)
+
+    publish(0.0)
+    at(period, STEP)
+    at(tick_phase * period, TICK)
+    while events:
+        t, kind, _, payload = heapq.heappop(events)
+        if kind == COMMAND:
+            applied, applied_source = payload
+        elif kind == STEP:
+            on_time += applied_source == sent_seq
+            robot.step(applied)
+            if robot.done:
+                break
+            publish(t)
+            at(t + period, STEP)
+        elif kind == STATE:
+            loop.receive(payload, t)
+            start_plan(t)
+        elif kind == TICK:
+            send(t, loop.tick(t), None)  # a filled-in command answers no state of its own
+            start_plan(t)
+            at(t + period, TICK)
+        else:  # ANSWER
+            request, actions, value = payload
+            busy = False
+            send(t, loop.answer(request, actions, value, t), request.seq if request.lead == 0 else None)
+            start_plan(t)
+    return VirtualRun(robot.episode_return, robot.episode_steps, on_time / max(robot.episode_steps, 1),
+                      dict(loop.counts), log.lines)
