@@ -19,15 +19,21 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = {"mopo": ("mopo", False), "morec-mopo": ("mopo", True), "mobile": ("mobile", False),
-           "morec-mobile": ("mobile", True)}
+# name -> (backbone, MOREC, further `morec train-policy` flags)
+METHODS = {"mopo": ("mopo", False, []), "morec-mopo": ("mopo", True, []), "mobile": ("mobile", False, []),
+           "morec-mobile": ("mobile", True, []),
+           # MOREC's long rollouts, ended where the ensemble disagrees more than on 99% of the data, not by r_D
+           "mopo-disagreement-end": ("mopo", False, ["--rollout-horizon", "100", "--rollout-batch", "2000",
+                                                     "--end-quantile", "0.99"]),
+           # the true dynamics in place of the model: what SAC on these rollouts reaches without model error
+           "mopo-true-dynamics": ("mopo", False, ["--model", "simulator"])}
 # dataset name -> (data file, bundle, level); data files come from bench/halfcheetah_reward.sh.
 DATASETS = {"halfcheetah-medium": ("artifacts/bench/halfcheetah/medium.npz", "models/halfcheetah", "medium")}
 
 
 def cell_command(method: str, dataset: str, seed: int, steps: int, extra: list[str], root: Path, threads: int,
                  datasets: dict = DATASETS) -> tuple[list[str], Path]:
-    backbone, morec = METHODS[method]
+    backbone, morec, flags = METHODS[method]
     data, bundle, level = datasets[dataset]
     run = root / "artifacts" / "offline" / dataset / f"{method}_seed{seed}"
     result = root / "docs" / "results" / "offline" / dataset / f"{method}_seed{seed}.json"
@@ -36,7 +42,7 @@ def cell_command(method: str, dataset: str, seed: int, steps: int, extra: list[s
            "--result", str(result), "--seed", str(seed), "--threads", str(threads)]
     cmd += [] if morec else ["--no-morec"]
     cmd += ["--resume"] if (run / "checkpoint.pt").exists() else []
-    cmd += ["--steps", str(steps), *extra]
+    cmd += ["--steps", str(steps), *flags, *extra]
     return cmd, result
 
 

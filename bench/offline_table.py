@@ -25,7 +25,7 @@ from morec.task_spec import load_task_spec
 ROOT = Path(__file__).resolve().parents[1]
 # The checkpoint each dataset was collected with (bench/halfcheetah_data.sh); its deterministic return.
 BEHAVIOUR = {"halfcheetah-medium": "sac_50000.zip"}
-ORDER = ["MOPO", "MOREC-MOPO", "MOBILE", "MOREC-MOBILE", "IQL", "TD3+BC", "CQL", "BC"]
+ORDER = ["MOPO", "MOREC-MOPO", "MOPO, ended by disagreement", "MOPO (true dynamics)", "MOBILE", "MOREC-MOBILE", "IQL", "TD3+BC", "CQL", "BC"]
 
 
 def load_results(folder: Path) -> dict[str, list[dict]]:
@@ -57,7 +57,7 @@ def table(dataset: str, by_method: dict[str, list[dict]]) -> str:
         curves = [r["curve"] for r in runs if r["curve"] and "rollout_length" in r["curve"][0]]
         length = mean_std([np.mean([p["rollout_length"] for p in c]) for c in curves]) if curves else ""
         ended = (f"{np.mean([np.mean([p['ended_by_filter'] for p in c]) for c in curves]):.2f}"
-                 if curves and method.startswith("MOREC") else "")
+                 if curves and (method.startswith("MOREC") or "ended by" in method) else "")
         last3 = [np.mean([p["score_mean"] for p in r["curve"][-3:]]) for r in runs]
         rows.append(f"| {method} | {mean_std(scores)} | {mean_std(last3)} | {mean_std(returns)} | {len(runs)} | "
                     f"{', '.join(f'{b // 1000}k' for b in budgets)} | {length} | {ended} |")

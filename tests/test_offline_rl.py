@@ -85,6 +85,29 @@ def test_rollouts_ended_by_the_filter_are_terminal_and_never_bootstrapped(data, 
     assert not np.allclose(target[1::2].numpy(), batch[2][1::2].numpy())
 
 
+class GrowingSpread(DriftingDynamics):
+    """The members grow uncertain as the slider drifts: std 0.1 (1 + |s_0|) per state dimension."""
+
+    def predict(self, obs, act):
+        mean, std = super().predict(obs, act)
+        std[..., :-1] = 0.1 * (1.0 + np.abs(obs[None, :, :1]))
+        return mean, std
+
+
+def test_rollouts_end_where_the_disagreement_passes_its_quantile_on_the_data(data, tmp_path):
+    t = trainer(data, tmp_path, morec=False, rollout_horizon=50, end_quantile=0.9, dynamics=GrowingSpread())
+    on_data = 0.2 * (1.0 + np.abs(data.observations[:, 0]))  # ||std|| over the 4 dimensions
+    assert t.end_disagreement == pytest.approx(np.quantile(on_data, 0.9), rel=0.01)
+    stats = t.rollout()
+    assert stats.ended_by_filter == 1.0 and stats.length < 50  # every rollout drifts out and ends
+    terminal = t.buffer.terminal[: t.buffer.size].astype(bool)
+    spread = 0.2 * (1.0 + np.abs(t.buffer.obs[: t.buffer.size, 0]))
+    assert terminal.sum() == t.cfg.rollout_batch and (spread[terminal] > t.end_disagreement).all()
+    assert t.cfg.method == "MOPO, ended by disagreement"
+    with pytest.raises(ValueError, match="no-morec"):
+        OfflineRLConfig(morec=True, end_quantile=0.9)
+
+
 def test_batches_mix_real_and_model_rows_at_the_configured_ratio(data, tmp_path):
     t = trainer(data, tmp_path, real_ratio=0.25, batch_size=64)
     t.rollout()

@@ -589,7 +589,7 @@ def cmd_train_policy(args: TrainPolicy) -> int:
     export_offline_policy(trainer.actor, MinCritic(trainer.critic), out, task,
                           {"method": cfg.method, "model": args.model, "bundle": str(bundle), "data": str(args.data),
                            "seed": cfg.seed, "steps": trainer.step, "command": args.command_line})
-    result = write_result(trainer, args.result or out / "result.json", args.command_line)
+    result = write_result(trainer, args.result or out / "result.json", args.command_line, args.model)
     final = result["final"]
     print(f"{cfg.method} on {result['dataset']}: return {final['return_mean']:.1f} +- {final['return_std']:.1f}"
           + (f", D4RL score {final['score_mean']:.1f}" if final["score_mean"] is not None else "")

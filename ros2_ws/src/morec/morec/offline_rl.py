@@ -37,7 +37,7 @@ from tqdm import tqdm
 from .dataset import Dataset
 from .fileio import CsvLog, atomic_path, write_json
 from .nn import StackedMLP, Standardizer
-from .rollout import FilterConfig, FilteredDynamics
+from .rollout import FilterConfig, FilteredDynamics, member_disagreement
 from .task_spec import TaskSpec, sim_dir
 
 BACKBONES = ("mopo", "mobile")
@@ -59,6 +59,10 @@ class OfflineRLConfig:
     retain_rounds: int = 5  # rounds the model buffer keeps
     selection: str = "argmax"  # or "softmax" (temperature 0.1)
     threshold: float = 0.6  # a chosen r_D below this ends the rollout (transition kept, flagged terminal)
+    # Without MOREC, > 0: a step whose ensemble disagreement exceeds this quantile of the disagreement on the
+    # data's own (s, a) ends the rollout instead (kept, flagged terminal): long rollouts ended by the
+    # ensemble's uncertainty, the filter's job done by the backbone's own signal
+    end_quantile: float = 0.0
     real_ratio: float = 0.05
     mobile_samples: int = 10  # next-state samples per elite for MOBILE's Bellman-inconsistency penalty
     # SAC
@@ -86,9 +90,16 @@ class OfflineRLConfig:
             raise ValueError(f"steps, eval_every, rollout_every and log_every must be positive; got {self}")
         if not 0 <= self.real_ratio <= 1 or self.rollout_horizon < 1 or self.rollout_batch < 1:
             raise ValueError(f"need 0 <= real_ratio <= 1, rollout_horizon >= 1, rollout_batch >= 1; got {self}")
+        if not 0 <= self.end_quantile < 1:
+            raise ValueError(f"end_quantile must be in [0, 1), got {self.end_quantile}")
+        if self.morec and self.end_quantile:
+            raise ValueError("end_quantile ends rollouts on the disagreement in place of MOREC's r_D: "
+                             "use it with --no-morec")
 
     @property
     def method(self) -> str:
+        if self.end_quantile:
+            return f"{self.backbone.upper()}, ended by disagreement"
         return ("MOREC-" if self.morec else "") + self.backbone.upper()
 
 
@@ -260,9 +271,17 @@ class OfflineTrainer:
                      data.terminals.astype(np.float32))
         self.step, self.curve, self.elapsed = 0, [], 0.0
         self.rollout_stats = RolloutStats()
+        self.end_disagreement = self._data_disagreement(cfg.end_quantile) if cfg.end_quantile else None
         self.log = CsvLog(self.out / "log.csv", LOG_COLUMNS, append=resume and (self.out / CHECKPOINT).exists())
         if resume and (self.out / CHECKPOINT).exists():
             self._load(self.out / CHECKPOINT)
+
+    def _data_disagreement(self, quantile: float, rows: int = 20_000) -> float:
+        """The quantile of the ensemble's disagreement over (evenly spaced) data pairs: no random draw, so a
+        resumed run computes the same value."""
+        idx = np.linspace(0, len(self.data) - 1, min(rows, len(self.data))).astype(int)
+        _, std = self.model.dynamics.predict(self.data.observations[idx], self.data.actions[idx])
+        return float(np.quantile(member_disagreement(std, self.model.obs_dim), quantile))
 
     # -- the policy acting ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -286,11 +305,16 @@ class OfflineTrainer:
         for h in range(cfg.rollout_horizon):
             act = self.act(obs)
             step = self.model.step(obs, act, self.rng)
+            if cfg.morec:
+                filtered = step.score < cfg.threshold  # already terminal: the rollout engine flags it
+            elif self.end_disagreement is not None:
+                filtered = step.disagreement > self.end_disagreement
+            else:
+                filtered = np.zeros(len(obs), bool)
+            ended = step.terminal | filtered
             penalty = cfg.penalty_coef * step.disagreement if cfg.backbone == "mopo" else np.zeros(len(obs))
-            self.buffer.add(obs, act, step.reward - penalty, step.next_obs, step.terminal)
+            self.buffer.add(obs, act, step.reward - penalty, step.next_obs, ended)
             added, penalty_sum = added + len(obs), penalty_sum + float(penalty.sum())
-            filtered = step.score < cfg.threshold if cfg.morec else np.zeros(len(obs), bool)
-            ended = step.terminal
             by_filter[alive[filtered]] = True
             by_task[alive[ended & ~filtered]] = True
             lengths[alive[ended]] = h + 1
@@ -465,7 +489,10 @@ def make_rollout_model(dynamics, reward, cfg: OfflineRLConfig, task: TaskSpec) -
     return FilteredDynamics(dynamics, reward if cfg.morec else None, filter_cfg, task.is_terminal)
 
 
-def write_result(trainer: OfflineTrainer, path: str | Path, command: str) -> dict:
-    result = {**trainer.result(), "command": command}
+def write_result(trainer: OfflineTrainer, path: str | Path, command: str, model: str = "bundle") -> dict:
+    """The run's result JSON; a run through the simulator (`--model simulator`) is its own method."""
+    result = {**trainer.result(), "command": command, "model": model}
+    if model == "simulator":
+        result["method"] += " (true dynamics)"
     write_json(path, result)
     return result

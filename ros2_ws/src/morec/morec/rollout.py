@@ -58,6 +58,11 @@ class Step:
     expected_obs: np.ndarray  # [B, S] the elites' mean prediction, what one-step errors are measured against
 
 
+def member_disagreement(std: np.ndarray, obs_dim: int) -> np.ndarray:
+    """MOPO's uncertainty: the largest norm over members of the next-state std, [members, B, S+1] -> [B]."""
+    return np.linalg.norm(std[..., :obs_dim], axis=-1).max(axis=0)
+
+
 class FilteredDynamics:
     def __init__(self, dynamics: DynamicsBackend, reward: RewardBackend | None = None,
                  cfg: FilterConfig = FilterConfig(),
@@ -111,7 +116,7 @@ class FilteredDynamics:
             untrusted = np.zeros(b, dtype=bool)
         next_obs = chosen[:, : self.obs_dim]
         terminal = untrusted | (self.is_terminal(next_obs) if self.is_terminal else False)
-        disagreement = np.linalg.norm(std[..., : self.obs_dim], axis=-1).max(axis=0)
+        disagreement = member_disagreement(std, self.obs_dim)
         return Step(next_obs, chosen[:, self.obs_dim], terminal, score, disagreement, expected[:, : self.obs_dim])
 
     def _select(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:

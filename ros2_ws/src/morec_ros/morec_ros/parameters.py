@@ -21,7 +21,6 @@ import tokenize
 from pathlib import Path
 
 import yaml
-
 from rcl_interfaces.msg import ParameterDescriptor
 
 
