@@ -25,7 +25,8 @@ from morec.task_spec import load_task_spec
 ROOT = Path(__file__).resolve().parents[1]
 # The checkpoint each dataset was collected with (bench/halfcheetah_data.sh); its deterministic return.
 BEHAVIOUR = {"halfcheetah-medium": "sac_50000.zip"}
-ORDER = ["MOPO", "MOREC-MOPO", "MOPO, ended by disagreement", "MOPO (true dynamics)", "MOBILE", "MOREC-MOBILE", "IQL", "TD3+BC", "CQL", "BC"]
+ORDER = ["MOPO", "MOREC-MOPO", "MOPO, ended by disagreement", "MOPO (true dynamics)",
+         "MOBILE", "MOREC-MOBILE", "IQL", "TD3+BC", "CQL", "BC"]
 
 
 def load_results(folder: Path) -> dict[str, list[dict]]:

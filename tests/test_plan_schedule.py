@@ -53,3 +53,10 @@ def test_the_lead_counts_the_robot_steps_a_median_plan_takes_within_the_horizon(
     assert lead_periods([0.01, 0.045, 0.5], PERIOD, 10) == 0  # ready before the robot's next step
     assert lead_periods([0.06, 0.07, 0.08], PERIOD, 10) == 1
     assert lead_periods([2.0], PERIOD, 10) == 9
+
+
+def test_the_lead_counts_the_time_a_state_waited_for_a_busy_planner():
+    latencies = [0.03] * 5  # 0.6 of a 50 ms period
+    assert lead_periods(latencies, 0.05, horizon=10) == 0
+    assert lead_periods(latencies, 0.05, horizon=10, waited=0.025) == 1  # 55 ms from receipt to plan
+    assert lead_periods(latencies, 0.05, horizon=3, waited=0.2) == 2  # never past the plan's last action

@@ -50,6 +50,7 @@ Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 class LoopConfig:
     lockstep: bool = False  # the robot waits for each command: answer every state once
     latency_compensation: bool = True  # real time: plan from the state predicted for when the plan is ready
+    min_lead: int = 0  # real time, with compensation: plan at least this many periods ahead
     stale_periods: float = 5.0  # state older than this many control periods is stale
     stale_action: str = 'zero'  # command while stale: zeros, or hold the last command
     latency_window: int = 500  # plans the latency percentiles (and the lead) cover
@@ -57,8 +58,8 @@ class LoopConfig:
     def __post_init__(self):
         if self.stale_action not in STALE_ACTIONS:
             raise ValueError(f'stale_action must be one of {STALE_ACTIONS}, got {self.stale_action!r}')
-        if not self.stale_periods > 0 or self.latency_window < 1:
-            raise ValueError('stale_periods and latency_window must be positive')
+        if not self.stale_periods > 0 or self.latency_window < 1 or self.min_lead < 0:
+            raise ValueError('stale_periods and latency_window must be positive, min_lead not negative')
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,10 @@ class ControlLoop:
         lead, committed = 0, None
         # While stale the robot got zeros (or holds), not the schedule's actions: nothing to predict with.
         if self.cfg.latency_compensation and not self.cfg.lockstep and not self.stale:
-            lead = lead_periods(self._latency, self.period, self._schedule.latest_horizon)
+            horizon = self._schedule.latest_horizon
+            # A state that waited for a busy planner has less of the period left.
+            lead = lead_periods(self._latency, self.period, horizon, waited=now - received)
+            lead = min(max(lead, self.cfg.min_lead), horizon - 1)
             committed = self._schedule.committed(received, lead)
         if committed is None:
             lead = 0  # nothing planned yet (a new episode): plan from the state as it is

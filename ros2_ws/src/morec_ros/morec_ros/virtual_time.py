@@ -44,7 +44,7 @@ class _Log:
 class VirtualRun:
     episode_return: float
     steps: int
-    on_time: float  # share of robot steps driven by a plan of the state just before them
+    in_time: float  # share of plans whose first action reached the robot before the step it was planned for
     counts: dict  # the loop's (plans, commands, deadline_misses, stale_events, ...)
     log: list
 
@@ -73,14 +73,12 @@ def run_episode(spec: TaskSpec, act, predict, loop_cfg: LoopConfig, latency: Cal
     def at(t, kind, payload=None):
         heapq.heappush(events, (t, kind, next(order), payload))
 
-    def send(t, command, source):
+    def send(t, command):
         if command is not None:
-            at(t + transport, COMMAND, (command, source))
+            at(t + transport, COMMAND, command)
 
-    busy, plans = False, 0
-    applied, applied_source = np.zeros(spec.action_dim), None
-    sent_seq = 0  # sequence number of the latest state the robot published
-    on_time = 0
+    busy, plans, in_time = False, 0, 0
+    applied = np.zeros(spec.action_dim)
 
     def start_plan(t):
         nonlocal busy, plans
@@ -92,11 +90,9 @@ def run_episode(spec: TaskSpec, act, predict, loop_cfg: LoopConfig, latency: Cal
         at(t + latency(plans), ANSWER, (request, actions, value))
 
     def publish(t):
-        nonlocal sent_seq
         position, velocity, _ = robot.joint_state()
         msg = JointState(name=list(spec.state_joints), position=position.tolist(), velocity=velocity.tolist())
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(round(t * 1e9), 10**9)
-        sent_seq += 1
         at(t + transport, STATE, msg)
 
     publish(0.0)
@@ -105,9 +101,8 @@ def run_episode(spec: TaskSpec, act, predict, loop_cfg: LoopConfig, latency: Cal
     while events:
         t, kind, _, payload = heapq.heappop(events)
         if kind == COMMAND:
-            applied, applied_source = payload
+            applied = payload
         elif kind == STEP:
-            on_time += applied_source == sent_seq
             robot.step(applied)
             if robot.done:
                 break
@@ -117,13 +112,15 @@ def run_episode(spec: TaskSpec, act, predict, loop_cfg: LoopConfig, latency: Cal
             loop.receive(payload, t)
             start_plan(t)
         elif kind == TICK:
-            send(t, loop.tick(t), None)  # a filled-in command answers no state of its own
+            send(t, loop.tick(t))
             start_plan(t)
             at(t + period, TICK)
         else:  # ANSWER
             request, actions, value = payload
             busy = False
-            send(t, loop.answer(request, actions, value, t), request.seq if request.lead == 0 else None)
+            # State n is published at step n - 1; with a lead the plan acts from the state `lead` steps later.
+            in_time += t + transport <= (request.seq + request.lead) * period
+            send(t, loop.answer(request, actions, value, t))
             start_plan(t)
-    return VirtualRun(robot.episode_return, robot.episode_steps, on_time / max(robot.episode_steps, 1),
-                      dict(loop.counts), log.lines)
+    return VirtualRun(robot.episode_return, robot.episode_steps, in_time / max(plans, 1), dict(loop.counts),
+                      log.lines)
