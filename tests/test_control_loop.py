@@ -108,6 +108,18 @@ def test_the_timer_fills_in_only_for_periods_no_plan_answered_at_the_nominal_rat
     assert not rig.loop.stale
 
 
+def test_a_plan_answering_after_the_tick_does_not_silence_the_next_periods_fill_in():
+    rig = Rig(latency_compensation=False)
+    rig.state(0.0)
+    assert rig.loop.tick(0.5 * P) is None  # no plan yet
+    assert source(rig.plan(0.01 * P, 0.6 * P)) == (1, 0)  # plan 1 answers after the tick, in its period
+    rig.state(P)
+    request = rig.loop.request(P + 0.01 * P)  # plan 2 takes longer than the period
+    assert source(rig.loop.tick(1.5 * P)) == (1, 1)  # the robot's next step gets plan 1's next action
+    actions, _, value = rig.loop.plan(request)
+    assert source(rig.loop.answer(request, actions, value, 2.2 * P)) == (2, 1)
+
+
 def test_a_plan_for_a_state_already_replaced_answers_the_latest_one_only():
     rig = Rig()
     rig.state(0.0, position=(0.0, 0.01))

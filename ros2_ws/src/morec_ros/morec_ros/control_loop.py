@@ -134,10 +134,14 @@ class ControlLoop:
                                  else self._last_command)
         if self.cfg.lockstep:
             return None
-        # One command per period: a plan that answered since the last tick already sent this one.
-        command = None if self._answered_since_tick else self._schedule.action_at(now)
+        # The schedule's action for now, once per tick interval (a heartbeat for the command guard), unless a
+        # plan that answered since the last tick already sent this very action. Only that one: a plan that
+        # answers after a tick but for the period before must not silence the next period's fill-in.
+        action = self._schedule.action_at(now)
+        repeat = self._answered_since_tick and action is not None and np.array_equal(self._clip(action),
+                                                                                     self._last_command)
         self._answered_since_tick = False
-        return None if command is None else self._command(command)
+        return None if action is None or repeat else self._command(action)
 
     @property
     def due(self) -> bool:
@@ -189,9 +193,12 @@ class ControlLoop:
         return self._command(self._schedule.action_at(now))
 
     # ---- outputs ------------------------------------------------------------------------------
+    def _clip(self, action) -> np.ndarray:
+        return np.clip(np.asarray(action, np.float64), self.task.action_low, self.task.action_high)
+
     def _command(self, action) -> np.ndarray:
         """Within the actuator limits; a non-finite action becomes zeros and is counted."""
-        command = np.clip(np.asarray(action, np.float64), self.task.action_low, self.task.action_high)
+        command = self._clip(action)
         if not np.all(np.isfinite(command)):
             self.counts['non_finite_actions'] += 1
             command = np.zeros(self.task.action_dim)
