@@ -120,6 +120,17 @@ def test_a_plan_answering_after_the_tick_does_not_silence_the_next_periods_fill_
     assert source(rig.loop.answer(request, actions, value, 2.2 * P)) == (2, 1)
 
 
+def test_a_state_a_period_on_is_planned_for_at_once_even_if_the_last_plan_started_after_the_tick():
+    """A plan that started late in its period (the planner was busy) must not make the next state wait for
+    the timer: every plan after it would start the timer's phase late, and stay late."""
+    rig = Rig(latency_compensation=False)
+    rig.state(0.0)
+    rig.loop.tick(0.5 * P)
+    rig.plan(0.6 * P, 0.9 * P)  # the state waited for a busy planner until after the tick
+    rig.state(P)
+    assert rig.loop.due
+
+
 def test_a_plan_for_a_state_already_replaced_answers_the_latest_one_only():
     rig = Rig()
     rig.state(0.0, position=(0.0, 0.01))

@@ -80,3 +80,4 @@ def test_lognormal_latency_has_the_asked_median_and_99th_percentile():
     samples = np.array([draw(i) for i in range(20000)])
     assert np.percentile(samples, 50) == pytest.approx(0.03, rel=0.03)
     assert np.percentile(samples, 99) == pytest.approx(0.06, rel=0.05)
+

@@ -8,9 +8,10 @@ Times are seconds on one steady clock, passed in by the caller. Three inputs dri
 tick() and answer() return the command to publish, or None. The loop is not thread-safe: its owner
 serialises every call but plan(), which touches no loop state and runs the (slow) model.
 
-Real time: the loop plans at its own period, whatever the state rate: at most one plan is asked for per
-tick interval, from the latest state (states in between only replace it), so a 1000 Hz broadcaster
-neither floods the planner nor the command topic. Each plan's action for now goes out as soon as the
+Real time: the loop plans at its own period, whatever the state rate: a plan is asked for as soon as a
+state stamped a period after the last planned one arrives and the planner is free, from the latest state
+(states in between only replace it), so a 1000 Hz broadcaster neither floods the planner nor the command
+topic. Each plan's action for now goes out as soon as the
 plan is ready, so a planner faster than the control period answers before the robot's next step; the
 tick fills in, from the latest plan that has started (plan_schedule.py), each period in which no plan
 answered. With latency
@@ -91,7 +92,7 @@ class ControlLoop:
         self._plan_value = float('nan')
         self._last_command = np.zeros(task.action_dim)
         self._answered_since_tick = False  # real time: a fresh plan's action went out since the last tick
-        self._asked_since_tick = False  # real time: a plan was asked for since the last tick
+        self._intervals = deque(maxlen=50)  # ns between recent state stamps: how fast the robot publishes
         self.stale, self._stale_reason = False, ''
         self._latency = deque(maxlen=cfg.latency_window)
         self.counts = dict(plans=0, commands=0, deadline_misses=0, stale_events=0, non_finite_actions=0)
@@ -107,6 +108,8 @@ class ControlLoop:
         checked = self._check.state(msg)
         if checked is None:
             return False
+        if self._state is not None and checked[1] > self._state[1]:
+            self._intervals.append(checked[1] - self._state[1])
         self._received += 1
         self._state = (*checked, self._received, now)
         return True
@@ -115,7 +118,6 @@ class ControlLoop:
         """The control timer: the watchdog, and in real time the schedule's action when no plan answered this period."""
         if self._state is None:
             return None  # nothing to act on yet; silence also keeps a lockstep robot where it is
-        self._asked_since_tick = False
         if self.cfg.lockstep:
             waited = now - self._answered_at
             self._set_stale(self._answered == self._received and waited > self.stale_after,
@@ -145,9 +147,21 @@ class ControlLoop:
 
     @property
     def due(self) -> bool:
-        """A plan is due: a valid state arrived that no plan has answered yet and, in real time, no plan was
-        asked for since the last tick (lockstep: every state is answered)."""
-        return self._received > self._answered and (self.cfg.lockstep or not self._asked_since_tick)
+        """A plan is due: a valid state arrived that no plan has answered yet and, in real time, it is a
+        period on from the state last planned for (lockstep: every state is answered)."""
+        return self._received > self._answered and (self.cfg.lockstep or self._a_period_on())
+
+    def _a_period_on(self) -> bool:
+        """Real time: the latest state is stamped a control period after the one last planned for (less half
+        a state interval, so a 20 Hz robot is planned for at every state and a 1000 Hz one every 50 states),
+        or starts over (a reset). Plans follow the states, not the timer: waiting for a tick would delay
+        every plan by the timer's phase."""
+        last = self._previous[0]
+        if last is None:
+            return True
+        stamp = self._state[1]
+        interval = np.median(self._intervals) if self._intervals else self.period * 1e9
+        return stamp <= last or stamp - last >= self.period * 1e9 - 0.5 * min(interval, self.period * 1e9)
 
     def request(self, now: float) -> PlanRequest:
         """The latest state to plan for (call when `due`), with the lead and the actions committed until then."""
@@ -168,7 +182,6 @@ class ControlLoop:
         else:  # periods between this plan's start and the previous one's
             elapsed = max(1, round((stamp - last_stamp) / (self.period * 1e9)) + lead - last_lead)
         self._previous = (stamp, lead)
-        self._asked_since_tick = True
         return PlanRequest(obs, committed, elapsed, lead, received + lead * self.period, seq, now)
 
     def plan(self, request: PlanRequest) -> tuple[np.ndarray, Callable[[], np.ndarray] | None, float]:
