@@ -61,6 +61,9 @@ REALTIME_CONFIGS = {
     "filtered MPC + prior, 300 samples, uncompensated": {"rollout": "filter", "samples": 300,
                                                          "latency_compensation": False},
     "filtered MPC + prior, 50 samples": {"rollout": "filter", "samples": 50},
+    # Every plan one period ahead: nearly two periods per plan, from a predicted state.
+    "elite-mean MPC + prior, one period ahead": {"rollout": "elite_mean", "min_lead": 1},
+    "filtered MPC + prior, one period ahead": {"rollout": "filter", "min_lead": 1},
 }
 CONFIGS.update(REALTIME_CONFIGS)
 
