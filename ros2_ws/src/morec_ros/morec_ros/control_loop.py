@@ -13,8 +13,9 @@ state stamped a period after the last planned one arrives and the planner is fre
 (states in between only replace it), so a 1000 Hz broadcaster neither floods the planner nor the command
 topic. Each plan's action for now goes out as soon as the
 plan is ready, so a planner faster than the control period answers before the robot's next step; the
-tick fills in, from the latest plan that has started (plan_schedule.py), each period in which no plan
-answered. With latency
+tick fills in from the latest plan that has started (plan_schedule.py) unless that plan already sent this
+very action since the last tick, so a period whose plan answers after the tick gets two commands (the
+fill-in, then its plan's) and one whose plan is late still gets the latest plan's next action. With latency
 compensation a planner slower than the period plans from the state the model predicts for the step
 its plan will make (the median planning time in whole periods) under the actions already committed
 until then, and the plan starts there; without it, a late plan starts when its state arrived and its
