@@ -53,10 +53,10 @@ def main() -> int:
     args = ap.parse_args()
 
     task = load_task_spec(args.task)
-    files = [config_dir().parent / "params" / "stack.yaml", task_params(args.task)]
+    files = [f for f in (config_dir().parent / "params" / "stack.yaml", task_params(args.task)) if f]
     overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
-    p = params_from_files(ControllerParams, "morec_controller", [f for f in files if f], overrides)
-    settings = params_from_files(PLANNER_CONFIGS[p.planner], "morec_controller", [f for f in files if f], overrides)
+    p = params_from_files(ControllerParams, "morec_controller", files, overrides)
+    settings = params_from_files(PLANNER_CONFIGS[p.planner], "morec_controller", files, overrides)
     rows = []
     for latency_ms in args.latencies_ms:
         for lead in args.leads:

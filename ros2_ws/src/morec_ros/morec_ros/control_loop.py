@@ -160,9 +160,9 @@ class ControlLoop:
         last = self._previous[0]
         if last is None:
             return True
-        stamp = self._state[1]
-        interval = np.median(self._intervals) if self._intervals else self.period * 1e9
-        return stamp <= last or stamp - last >= self.period * 1e9 - 0.5 * min(interval, self.period * 1e9)
+        stamp, period_ns = self._state[1], self.period * 1e9
+        interval = min(np.median(self._intervals), period_ns) if self._intervals else period_ns
+        return stamp <= last or stamp - last >= period_ns - 0.5 * interval
 
     def request(self, now: float) -> PlanRequest:
         """The latest state to plan for (call when `due`), with the lead and the actions committed until then."""
@@ -170,10 +170,9 @@ class ControlLoop:
         lead, committed = 0, None
         # While stale the robot got zeros (or holds), not the schedule's actions: nothing to predict with.
         if self.cfg.latency_compensation and not self.cfg.lockstep and not self.stale:
-            horizon = self._schedule.latest_horizon
             # A state that waited for a busy planner has less of the period left.
-            lead = lead_periods(self._latency, self.period, horizon, waited=now - received)
-            lead = min(max(lead, self.cfg.min_lead), horizon - 1)
+            lead = lead_periods(self._latency, self.period, self._schedule.latest_horizon, waited=now - received,
+                                at_least=self.cfg.min_lead)
             committed = self._schedule.committed(received, lead)
         if committed is None:
             lead = 0  # nothing planned yet (a new episode): plan from the state as it is

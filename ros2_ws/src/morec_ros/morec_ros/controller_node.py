@@ -50,11 +50,8 @@ class ControllerNode(Node):
         super().__init__('morec_controller', **kwargs)
         p = declare_params(self, ControllerParams)
         settings = declare_params(self, PLANNER_CONFIGS[p.planner])  # the chosen planner's settings
-        self._mode = p.mode
-
-        self._spec = spec = load_task_spec(p.task)
+        spec = load_task_spec(p.task)
         self._controller = Controller(spec, p, settings)
-        self._describe = self._controller.describe
 
         self._lock = threading.Condition()  # the loop is called from the executor and the planner thread
         self._loop = ControlLoop(spec, p.loop, self._controller.act, self._controller.predict, self.get_logger(),
@@ -76,7 +73,7 @@ class ControllerNode(Node):
         self._thread = threading.Thread(target=self._plan_loop, name='planner', daemon=True)
         self._thread.start()
         self.get_logger().info(
-            f"{spec.env_id}: {self._describe}, {'lockstep' if p.loop.lockstep else 'real time'}, "
+            f"{spec.env_id}: {self._controller.describe}, {'lockstep' if p.loop.lockstep else 'real time'}, "
             f'period {spec.control_period} s, commands on {p.command_topic}')
 
     # ---- executor thread ----------------------------------------------------------------------
@@ -99,8 +96,8 @@ class ControllerNode(Node):
     def _publish_diagnostics(self):
         with self._lock:
             level, message, metrics = self._loop.status(time.monotonic())
-        diagnostics(self, self._diag_pub, 'controller', LEVELS[level], message, self._describe,
-                    {'mode': self._mode, **shown(metrics)})
+        diagnostics(self, self._diag_pub, 'controller', LEVELS[level], message, self._controller.describe,
+                    {'mode': self._controller.mode, **shown(metrics)})
         self._metrics_pub.publish(labelled(metrics))  # the same figures as numbers, for programs
 
     # ---- planner thread -----------------------------------------------------------------------

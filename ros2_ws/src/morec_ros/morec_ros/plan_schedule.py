@@ -50,14 +50,13 @@ class PlanSchedule:
         return len(self._plans[-1][1]) if self._plans else 0
 
 
-def lead_periods(latencies, period: float, horizon: int, waited: float = 0.0) -> int:
+def lead_periods(latencies, period: float, horizon: int, waited: float = 0.0, at_least: int = 0) -> int:
     """Robot steps that pass between a state's receipt and its plan: the time the state `waited` for the
     planner plus the median recent planning time, in whole periods, rounded down (0 without measurements),
-    at most horizon - 1 so the plan keeps an action of its own.
+    raised to `at_least`, and at most horizon - 1 so the plan keeps an action of its own.
 
     Down, because a robot stepping at the control period acts on a state until its next step: a plan
     ready within the period still answers the state it was made from.
     """
-    if not len(latencies):
-        return 0
-    return int(min(np.floor((waited + np.median(latencies)) / period), horizon - 1))
+    measured = int(np.floor((waited + np.median(latencies)) / period)) if len(latencies) else 0
+    return min(max(measured, at_least), horizon - 1)
