@@ -1,7 +1,7 @@
 """Closed-loop results over ROS 2: each controller configuration drives the simulated robot for whole episodes.
 
     .venv/bin/python bench/closed_loop.py [--seeds 0 1 2] [--variants nominal real] [--steps 1000] [--only NAME ...]
-                                          [--mode lockstep|realtime] [--bundle DIR --tag NAME]
+                                          [--mode lockstep|realtime] [--bundle DIR --tag NAME] [--one-process]
 
 Every run is one `morec_demo` episode: sim, dynamics, filter, command guard and controller nodes as
 separate processes over DDS. In lockstep (the default) the sim waits for each command, so the return is what the
@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_model, usable_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "artifacts" / "bench" / "closed_loop"
@@ -75,15 +76,19 @@ def run_dir(out: Path, name: str, variant: str, seed: int) -> Path:
 def run_one(out: Path, name: str, variant: str, seed: int, args, domain: int) -> dict | None:
     """One episode; its summary JSON (None when the demo failed: its output is kept in demo.log)."""
     out = run_dir(out, name, variant, seed)
-    summary = out / f"halfcheetah_{variant}_{args.mode}.json"
+    summary = out / f"halfcheetah_{variant}_{args.mode}{'_one_process' if args.one_process else ''}.json"
     if summary.exists():
-        return json.loads(summary.read_text())
+        load = out / "load.json"
+        return {**json.loads(summary.read_text()), **(json.loads(load.read_text()) if load.exists() else {})}
     out.mkdir(parents=True, exist_ok=True)
+    # The machine's load as the run starts: real-time figures depend on what else runs on the cores.
+    (out / "load.json").write_text(json.dumps({"load_average_1min": os.getloadavg()[0]}))
     # The seed varies the planner's sampling too, not only the robot's initial state; JSON is YAML ("" stays a string).
     overrides = [f"{k}={json.dumps(v)}" for k, v in {"seed": seed, **CONFIGS[name]}.items()]
     cmd = [str(Path(sys.executable).parent / "morec_demo"), "--task", "halfcheetah", "--steps", str(args.steps),
            "--variant", variant, "--seed", str(seed), "--domain-id", str(domain), "--out", str(out),
            "--mode", args.mode, "--timeout", "3600", *(["--bundle", str(args.bundle)] if args.bundle else []),
+           *(["--one-process"] if args.one_process else []),
            *(["--controller", *overrides] if overrides else [])]
     start = time.time()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
@@ -92,7 +97,7 @@ def run_one(out: Path, name: str, variant: str, seed: int, args, domain: int) ->
     if proc.returncode != 0 or not summary.exists():
         print(f"  FAILED ({proc.returncode}); see {out / 'demo.log'}", flush=True)
         return None
-    result = json.loads(summary.read_text())
+    result = {**json.loads(summary.read_text()), **json.loads((out / "load.json").read_text())}
     print(f"  return {result['episode_return']:.1f} over {result['steps']} steps, "
           f"p50 {result['control']['latency_p50_ms']:.0f} ms ({time.time() - start:.0f} s)", flush=True)
     return result
@@ -109,7 +114,8 @@ def aggregate(runs: list[dict]) -> dict:
             "r_d_real_mean": float(np.nanmean([r["consistency"]["mean"] or np.nan for r in runs])),
             "monitor_warned": float(np.mean([m.get("warned", False) for m in monitor])),
             "monitor_first_warning": [m.get("first_warning_at_transition") for m in monitor],
-            "monitor_signals": sorted({s for m in monitor for s in m.get("signals", [])})}
+            "monitor_signals": sorted({s for m in monitor for s in m.get("signals", [])}),
+            "load_average_1min": [r.get("load_average_1min") for r in runs]}
 
 
 def main() -> int:
@@ -120,6 +126,8 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=list(CONFIGS), metavar="NAME", help="run only these configs")
     parser.add_argument("--mode", choices=("lockstep", "realtime"), default="lockstep")
     parser.add_argument("--bundle", type=Path, help="model bundle (default: the shipped models/halfcheetah)")
+    parser.add_argument("--one-process", action="store_true",
+                        help="the nodes in one morec_stack process (default: one process each)")
     parser.add_argument("--tag", default="", help="results go to artifacts/bench/closed_loop/<tag> (default: mode)")
     args = parser.parse_args()
     names = args.only or [n for n in CONFIGS if args.mode == "realtime" or n not in REALTIME_CONFIGS]
@@ -139,6 +147,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"steps": args.steps, "seeds": args.seeds, "mode": args.mode,
                                                   "bundle": str(args.bundle or "models/halfcheetah"),
+                                                  "one_process": args.one_process,
+                                                  "machine": {"cpu": cpu_model(), "usable_cores": usable_cores()},
                                                   "configs": CONFIGS, "results": table}, indent=2))
     print("\n| controller | robot | episodes | return | D4RL score | planner p50 / p99 ms | r_D of real transitions "
           "| monitor warned |")

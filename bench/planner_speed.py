@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+from machine import cpu_model, usable_cores
 
 from morec.bundle import ENSEMBLE_ONNX, ENSEMBLE_PT, REWARD_ONNX, REWARD_PT
 from morec.collect import rollout_dataset
@@ -147,9 +148,7 @@ def start_states(task: TaskSpec, n: int, seed: int) -> tuple[np.ndarray, np.ndar
 
 def machine_facts(s: Settings, m: Models) -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-                 platform.processor())
-    return {"cpu": model, "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+    return {"cpu": cpu_model() or platform.processor(), "cores": os.cpu_count(), "usable_cores": usable_cores(),
             "avx512f": " avx512f" in cpuinfo, "load_average_1min": round(os.getloadavg()[0], 2),
             "torch": torch.__version__, "torch_threads": s.threads, "onnxruntime": ort.__version__,
             "ort_intra_op_threads": s.threads, "ort_providers": m.dynamics.session.get_providers()}
