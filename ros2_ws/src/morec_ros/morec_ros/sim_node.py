@@ -45,6 +45,17 @@ CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
+def joint_state(robot: SimulatedRobot, stamp: Time) -> JointState:
+    """The robot's state joints (a floating base's go out as odometry) as a joint_state_broadcaster sends them."""
+    spec = robot.spec
+    published = [spec.joints.index(j) for j in spec.state_joints]
+    position, velocity, effort = (values[published] for values in robot.joint_state())
+    msg = JointState(name=list(spec.state_joints),
+                     position=position.tolist(), velocity=velocity.tolist(), effort=effort.tolist())
+    msg.header.stamp = stamp
+    return msg
+
+
 class SimNode(Node):
 
     def __init__(self, **kwargs):
@@ -77,7 +88,6 @@ class SimNode(Node):
         self._state_pub = self.create_publisher(JointState, 'joint_states', STATE_QOS)
         # Odometry goes out before each JointState, so a node assembling observations has it first.
         self._odom_pub = self.create_publisher(Odometry, spec.base.topic, STATE_QOS) if spec.base else None
-        self._published = [spec.joints.index(j) for j in spec.state_joints]
         self._clock_pub = self.create_publisher(Clock, '/clock', CLOCK_QOS)
         self._return_pub = self.create_publisher(Float64, 'morec/episode_return', 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -185,11 +195,7 @@ class SimNode(Node):
         stamp = self._stamp()
         if self._odom_pub is not None:
             self._odom_pub.publish(self._odometry(stamp))
-        position, velocity, effort = (values[self._published] for values in self._robot.joint_state())
-        msg = JointState(name=list(self._robot.spec.state_joints),
-                         position=position.tolist(), velocity=velocity.tolist(), effort=effort.tolist())
-        msg.header.stamp = stamp
-        self._state_pub.publish(msg)
+        self._state_pub.publish(joint_state(self._robot, stamp))
 
     def _odometry(self, stamp):
         base = self._robot.base_state()

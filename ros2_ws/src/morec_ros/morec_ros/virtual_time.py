@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from sensor_msgs.msg import JointState
+from builtin_interfaces.msg import Time
 
 from morec.simulator import SimulatedRobot
 from morec.task_spec import TaskSpec, Variant
 from morec_ros.control_loop import ControlLoop, LoopConfig
+from morec_ros.sim_node import joint_state
 
 # Events at the same moment: a command that arrives as the robot steps is applied by that step (the
 # forward command controller reads its latest command at the start of its update).
@@ -90,10 +91,8 @@ def run_episode(spec: TaskSpec, act, predict, loop_cfg: LoopConfig, latency: Cal
         at(t + latency(plans), ANSWER, (request, actions, value))
 
     def publish(t):
-        position, velocity, _ = robot.joint_state()
-        msg = JointState(name=list(spec.state_joints), position=position.tolist(), velocity=velocity.tolist())
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(round(t * 1e9), 10**9)
-        at(t + transport, STATE, msg)
+        sec, nanosec = divmod(round(t * 1e9), 10**9)
+        at(t + transport, STATE, joint_state(robot, Time(sec=sec, nanosec=nanosec)))
 
     publish(0.0)
     at(period, STEP)
