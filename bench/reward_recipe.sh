@@ -23,8 +23,10 @@ declare -A ROWS=(
   [input_noise]="--input-noise 0.1"
   [delta_multistep]="--delta-scaling delta --multistep-negatives 0.5 --multistep-horizon 10"
   [longer]="--iterations 20000"
+  [multistep_h25]="--multistep-negatives 0.5 --multistep-horizon 25"
+  [multistep_h50]="--multistep-negatives 0.5 --multistep-horizon 50"
 )
-ORDER=(default delta multistep r1 input_noise delta_multistep longer)
+ORDER=(default delta multistep r1 input_noise delta_multistep longer multistep_h25 multistep_h50)
 [ $# -gt 0 ] && ORDER=("$@")
 
 bash bench/halfcheetah_data.sh

@@ -65,6 +65,6 @@ def generate_launch_description():
         DeclareLaunchArgument('task', default_value='',
                               description="the task every node runs; '' = the one launch/params/stack.yaml sets"),
         DeclareLaunchArgument('one_process', default_value='false',
-                              description='true: run the nodes in one process on one executor (morec_stack)'),
+                              description='true: the nodes in one process (morec_stack, an executor thread each)'),
         OpaqueFunction(function=_actions),
     ])

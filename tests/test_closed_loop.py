@@ -116,8 +116,8 @@ def test_lockstep_closed_loop_balances_and_is_deterministic(tmp_path):
 
 
 def test_one_process_runs_the_same_episode(tmp_path):
-    """The sim and the controller on one executor in one process: each node reads its own parameters, and the
-    episode is the one the separate processes run with the same seeds."""
+    """The sim and the controller in one process, each on an executor thread of its own: each node reads its own
+    parameters, and the episode is the one the separate processes run with the same seeds."""
     together = closed_loop(tmp_path, domain_id(22), one_process=True)
     apart = closed_loop(tmp_path, domain_id(23))
     print(f"closed-loop return {together[0]:.0f} in one process, {apart[0]:.0f} in two")

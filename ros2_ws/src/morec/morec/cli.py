@@ -339,8 +339,8 @@ class Up(Command):
     domain_id: int | None = None
     """ROS_DOMAIN_ID for all nodes"""
     one_process: bool = False
-    """run the nodes together in one process on one executor (morec_stack), each with its own name and
-    parameters, instead of one process per node"""
+    """run the nodes together in one process (morec_stack, an executor thread per node), each with its own
+    name and parameters, instead of one process per node"""
 
 
 def _group(name: str, description: str, *members) -> type:

@@ -17,8 +17,8 @@ config's files, the task's, then any a caller such as `morec_demo` adds, then it
 `-p <name>:<parameter>:=<value>`), its output prefixed with its name. Everything stops on Ctrl-C /
 SIGTERM, or as soon as one node exits on its own; that is a failure and `up` returns non-zero.
 
-With `one_process` the nodes run together in one process instead, on one executor (`morec_stack`, in
-morec_ros): each with its own name, parameter files and overrides, exactly the arguments its own
+With `one_process` the nodes run together in one process instead (`morec_stack`, in morec_ros; an
+executor thread per node): each with its own name, parameter files and overrides, exactly the arguments its own
 process would get; a node that cannot start stops them all.
 """
 

@@ -61,7 +61,8 @@ def parse_args(argv):
                         help='controller parameter overrides (YAML values), e.g. rollout=filter, model=mujoco, '
                              'mode=policy policy=models/behavior/halfcheetah/sac_50000.onnx')
     parser.add_argument('--one-process', action='store_true',
-                        help='run the nodes in one process on one executor (morec_stack) instead of one each')
+                        help='run the nodes in one process (morec_stack, an executor thread per node) '
+                             'instead of one process each')
     parser.add_argument('--out', type=Path, default=Path('artifacts/demo'), help='directory for the plot and summary')
     parser.add_argument('--timeout', type=float, default=900.0, help='seconds to wait for the episode to end')
     args = parser.parse_args(argv)
