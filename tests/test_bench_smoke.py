@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def speed():
+    if str(ROOT / "bench") not in sys.path:
+        sys.path.append(str(ROOT / "bench"))  # the bench scripts' own modules, as when a script runs
     spec = importlib.util.spec_from_file_location("planner_speed", ROOT / "bench" / "planner_speed.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
