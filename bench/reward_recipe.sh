@@ -25,8 +25,11 @@ declare -A ROWS=(
   [longer]="--iterations 20000"
   [multistep_h25]="--multistep-negatives 0.5 --multistep-horizon 25"
   [multistep_h50]="--multistep-negatives 0.5 --multistep-horizon 50"
+  [multistep_h100]="--multistep-negatives 0.5 --multistep-horizon 100"
+  [multistep_all_h50]="--multistep-negatives 1.0 --multistep-horizon 50"
 )
-ORDER=(default delta multistep r1 input_noise delta_multistep longer multistep_h25 multistep_h50)
+ORDER=(default delta multistep r1 input_noise delta_multistep longer multistep_h25 multistep_h50 multistep_h100
+       multistep_all_h50)
 [ $# -gt 0 ] && ORDER=("$@")
 
 bash bench/halfcheetah_data.sh
