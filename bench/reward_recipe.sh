@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Issue 9's recipe search for the dynamics reward: one row per training option of RewardConfig, each trained on
+# The recipe search for the dynamics reward: one row per training option of RewardConfig, each trained on
 # the same HalfCheetah medium data and ensemble (bench/halfcheetah_reward.sh's), exported, and measured with
 # the decisive diagnostics on data from policies and a robot it never saw (bench/reward_decisive.sh).
 # About 20-30 minutes per row on one busy core; finished rows are skipped, trained rewards are not retrained.
-# Reports in docs/results/reward_recipe/, the table from bench/summarize_recipe.py.
+# Reports in docs/results/reward_recipe/ (along_policy_rollouts/: the filter along the shipped offline policy's model
+# rollouts), the table from bench/summarize_recipe.py.
 #   bash bench/reward_recipe.sh                       # every row, seed 0
 #   SEED=1 bash bench/reward_recipe.sh delta default  # chosen rows, another seed
 set -euo pipefail
@@ -27,9 +28,10 @@ declare -A ROWS=(
   [multistep_h50]="--multistep-negatives 0.5 --multistep-horizon 50"
   [multistep_h100]="--multistep-negatives 0.5 --multistep-horizon 100"
   [multistep_all_h50]="--multistep-negatives 1.0 --multistep-horizon 50"
+  [multistep_h50_longer]="--multistep-negatives 0.5 --multistep-horizon 50 --iterations 20000"
 )
 ORDER=(default delta multistep r1 input_noise delta_multistep longer multistep_h25 multistep_h50 multistep_h100
-       multistep_all_h50)
+       multistep_all_h50 multistep_h50_longer)
 [ $# -gt 0 ] && ORDER=("$@")
 
 bash bench/halfcheetah_data.sh
@@ -50,5 +52,9 @@ for name in "${ORDER[@]}"; do
   $MOREC export --bundle "$bundle" --snapshots 1
   MOREC="$MOREC" BUNDLE="$bundle" OUT="$out" PLOT="$bundle/decisive.png" SEED=$SEED STARTS=300 TRANSITIONS=3000 \
     bash bench/reward_decisive.sh
+  # Where offline policy learning needs it: along the shipped offline policy's rollouts through this model.
+  along=$RESULTS/along_policy_rollouts/${name}_seed$SEED.json
+  [ -f "$along" ] || nice -n 5 .venv/bin/python bench/filter_along_policy_rollouts.py \
+    --policy models/halfcheetah/policy.onnx --bundle "$bundle" --out "$along"
 done
 .venv/bin/python bench/summarize_recipe.py $RESULTS

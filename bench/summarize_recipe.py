@@ -5,7 +5,9 @@
 Each cell is the mean over the data sets from policies and a robot the reward never saw (expert, random, sine
 gait, the perturbed robot under the medium policy); the issue's targets: termination AUROC of r_D >= 0.75 and
 above the disagreement's, pooled Pearson(r_D, log error) <= -0.3, the filter's choice at most 0.9x a random
-candidate's error and not worse than the free baseline's. Writes table.md beside the reports and prints it.
+candidate's error and not worse than the free baseline's. The last column is measured where offline policy
+learning needs the signal: the termination AUROC along the shipped offline policy's model rollouts
+(along_policy_rollouts/, bench/filter_along_policy_rollouts.py). Writes table.md beside the reports and prints it.
 """
 
 from __future__ import annotations
@@ -35,12 +37,17 @@ def row(report: dict) -> dict:
 def main() -> None:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/results/reward_recipe")
     lines = ["| row | seed | termination AUROC r_D / disagreement | pooled Pearson | choice error vs random: "
-             "r_D / free baseline | targets met |", "| --- | --- | --- | --- | --- | --- |"]
+             "r_D / free baseline | targets met | along the offline policy's rollouts: AUROC r_D / disagreement |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for path in sorted(folder.glob("*_seed*.json")):
         name, _, seed = path.stem.rpartition("_seed")
         r = row(json.loads(path.read_text()))
+        along = folder / "along_policy_rollouts" / path.name
+        auroc = json.loads(along.read_text())["termination"]["auroc"] if along.exists() else None
+        along_cell = f"{auroc['dynamics_reward']:.3f} / {auroc['disagreement']:.3f}" if auroc else ""
         lines.append(f"| {name} | {seed} | {r['auroc_rd']:.3f} / {r['auroc_disagreement']:.3f} | {r['pearson']:+.3f} | "
-                     f"{r['choice_rd']:.3f} / {r['choice_free']:.3f} | {r['targets_met']} of {r['targets']} |")
+                     f"{r['choice_rd']:.3f} / {r['choice_free']:.3f} | {r['targets_met']} of {r['targets']} "
+                     f"| {along_cell} |")
     table = "\n".join(lines) + "\n"
     with atomic_path(folder / "table.md") as tmp:
         tmp.write_text(table)
