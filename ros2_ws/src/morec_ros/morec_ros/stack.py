@@ -10,9 +10,9 @@ and `ros2 launch morec_ros morec.launch.py one_process:=true` start it so). Argu
 `--ros-args` apply to the process. The nodes' callbacks run concurrently, each node's one at a time, as
 in separate processes; messages between them still go through DDS.
 
-A node that cannot start stops the process (FATAL with its reason, exit code 1). SIGINT or SIGTERM
-stops the nodes in reverse order, so the command guard still sends its zeros to a sim in the same
-process. The recorder is left out: it drains and closes its files as its own process stops.
+A node that cannot start, or whose callback raises, stops the process (FATAL with its reason, exit code 1).
+SIGINT or SIGTERM stops the nodes in reverse order, so the command guard still sends its zeros to a sim in the
+same process. The recorder is left out: it drains and closes its files as its own process stops.
 """
 
 import signal
@@ -87,10 +87,20 @@ def main(args=None) -> int:
     # apart from the others', as in separate processes. (One MultiThreadedExecutor for all nodes passed a
     # lockstep step only every 0.1-0.4 s here: its wait did not wake when a callback on a pool thread ended.)
     executors = [SingleThreadedExecutor() for _ in nodes]
+    failed = []
+
+    def spin(node, executor):
+        try:
+            executor.spin()
+        except Exception as e:  # a callback raised: its own process would have died, so the stack stops
+            get_logger(node.get_name()).fatal(f'stopped: {type(e).__name__}: {e}')
+            failed.append(node.get_name())
+            stop.set()
+
     threads = []
     for node, executor in zip(nodes, executors):
         executor.add_node(node)
-        threads.append(threading.Thread(target=executor.spin, name=node.get_name(), daemon=True))
+        threads.append(threading.Thread(target=spin, args=(node, executor), name=node.get_name(), daemon=True))
         threads[-1].start()
     try:
         while not stop.is_set() and rclpy.ok():
@@ -102,7 +112,7 @@ def main(args=None) -> int:
             thread.join(timeout=5.0)
             node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == '__main__':
