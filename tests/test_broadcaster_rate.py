@@ -73,6 +73,8 @@ def test_the_loop_works_with_a_250_hz_broadcaster(tmp_path, processes, monkeypat
           f"its reports the filter paired {paired} transitions ({gaps} gaps) in {periods:.0f} periods")
     assert rate >= 0.6 * RATE_HZ  # a busy machine slows the stand-in, but it stays far above the control rate
     assert paired >= 0.95 * periods
-    assert sent <= elapsed / P + 3  # once per period: the controller does not answer every state
+    # The controller does not answer every state (that would be elapsed x 250): a period carries the timer's
+    # command and, when the plan of the state a period on comes after the tick, that plan's answer too.
+    assert sent <= 2 * elapsed / P + 3
     level, message, values = status_of(diagnostics, "morec_controller")
     assert values["stale_events"] == "0", message
