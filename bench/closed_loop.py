@@ -77,12 +77,13 @@ def run_one(out: Path, name: str, variant: str, seed: int, args, domain: int) ->
     """One episode; its summary JSON (None when the demo failed: its output is kept in demo.log)."""
     out = run_dir(out, name, variant, seed)
     summary = out / f"halfcheetah_{variant}_{args.mode}{'_one_process' if args.one_process else ''}.json"
+    load = out / "load.json"  # runs from before the load was recorded have none
     if summary.exists():
-        load = out / "load.json"
         return {**json.loads(summary.read_text()), **(json.loads(load.read_text()) if load.exists() else {})}
     out.mkdir(parents=True, exist_ok=True)
     # The machine's load as the run starts: real-time figures depend on what else runs on the cores.
-    (out / "load.json").write_text(json.dumps({"load_average_1min": os.getloadavg()[0]}))
+    start_load = {"load_average_1min": os.getloadavg()[0]}
+    load.write_text(json.dumps(start_load))
     # The seed varies the planner's sampling too, not only the robot's initial state; JSON is YAML ("" stays a string).
     overrides = [f"{k}={json.dumps(v)}" for k, v in {"seed": seed, **CONFIGS[name]}.items()]
     cmd = [str(Path(sys.executable).parent / "morec_demo"), "--task", "halfcheetah", "--steps", str(args.steps),
@@ -97,7 +98,7 @@ def run_one(out: Path, name: str, variant: str, seed: int, args, domain: int) ->
     if proc.returncode != 0 or not summary.exists():
         print(f"  FAILED ({proc.returncode}); see {out / 'demo.log'}", flush=True)
         return None
-    result = {**json.loads(summary.read_text()), **json.loads((out / "load.json").read_text())}
+    result = {**json.loads(summary.read_text()), **start_load}
     print(f"  return {result['episode_return']:.1f} over {result['steps']} steps, "
           f"p50 {result['control']['latency_p50_ms']:.0f} ms ({time.time() - start:.0f} s)", flush=True)
     return result
