@@ -78,9 +78,9 @@ bench-offline: setup
 	$(PY) bench/offline_grid.py --methods morec-mopo mopo mopo-disagreement-end mobile morec-mobile --seeds 0 1 2
 	$(PY) bench/offline_grid.py --methods mopo-true-dynamics --seeds 0
 	bash bench/d3rlpy_setup.sh
-	for algo in bc td3bc iql; do .venv-d3rlpy/bin/python bench/d3rlpy_baselines.py --algo $$algo --task halfcheetah \
-	  --data artifacts/bench/halfcheetah/medium.npz --dataset-name medium --seed 0 --steps 100000 \
-	  --out docs/results/offline/halfcheetah-medium/$${algo}_seed0.json; done
+	for seed in 0 1 2; do for algo in bc td3bc iql; do .venv-d3rlpy/bin/python bench/d3rlpy_baselines.py \
+	  --algo $$algo --task halfcheetah --data artifacts/bench/halfcheetah/medium.npz --dataset-name medium \
+	  --seed $$seed --steps 100000 --out docs/results/offline/halfcheetah-medium/$${algo}_seed$$seed.json; done; done
 	.venv-d3rlpy/bin/python bench/d3rlpy_baselines.py --algo cql --task halfcheetah \
 	  --data artifacts/bench/halfcheetah/medium.npz --dataset-name medium --seed 0 --steps 10000 --eval-every 2000 \
 	  --note "reduced budget: about 4-6 steps/s on one CPU thread" --out docs/results/offline/halfcheetah-medium/cql_seed0.json
