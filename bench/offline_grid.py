@@ -26,7 +26,11 @@ METHODS = {"mopo": ("mopo", False, []), "morec-mopo": ("mopo", True, []), "mobil
            "mopo-disagreement-end": ("mopo", False, ["--rollout-horizon", "100", "--rollout-batch", "2000",
                                                      "--end-quantile", "0.99"]),
            # the true dynamics in place of the model: what SAC on these rollouts reaches without model error
-           "mopo-true-dynamics": ("mopo", False, ["--model", "simulator"])}
+           "mopo-true-dynamics": ("mopo", False, ["--model", "simulator"]),
+           # the end quantile's sensitivity; a name's folder is kept under the data set's runs and results
+           **{f"sensitivity/mopo-disagreement-end-q{q.split('.')[1]}": (
+               "mopo", False, ["--rollout-horizon", "100", "--rollout-batch", "2000", "--end-quantile", q])
+              for q in ("0.95", "0.999")}}
 # dataset name -> (data file, bundle, level); data files come from bench/halfcheetah_reward.sh.
 DATASETS = {"halfcheetah-medium": ("artifacts/bench/halfcheetah/medium.npz", "models/halfcheetah", "medium")}
 
