@@ -19,26 +19,35 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# name -> (backbone, MOREC, further `morec train-policy` flags)
+# name -> (backbone, MOREC, further `morec train-policy` flags[, bundle in place of the dataset's])
+ENDED_LONG = ["--rollout-horizon", "100", "--rollout-batch", "2000"]
+# HalfCheetah bundles of the reward recipe search, the recipe's ensemble with one row's reward
+# (bench/offline_reward_bundle.sh makes them): MOREC with a reward that flags model errors, its threshold
+# calibrated on the data because a reward's scale depends on its training
+RECIPE_BUNDLE = "artifacts/bench/halfcheetah/offline_bundles/{}"
 METHODS = {"mopo": ("mopo", False, []), "morec-mopo": ("mopo", True, []), "mobile": ("mobile", False, []),
            "morec-mobile": ("mobile", True, []),
            # MOREC's long rollouts, ended where the ensemble disagrees more than on 99% of the data, not by r_D
-           "mopo-disagreement-end": ("mopo", False, ["--rollout-horizon", "100", "--rollout-batch", "2000",
-                                                     "--end-quantile", "0.99"]),
+           "mopo-disagreement-end": ("mopo", False, [*ENDED_LONG, "--end-quantile", "0.99"]),
            # the true dynamics in place of the model: what SAC on these rollouts reaches without model error
            "mopo-true-dynamics": ("mopo", False, ["--model", "simulator"]),
            # the end quantile's sensitivity; a name's folder is kept under the data set's runs and results
            **{f"sensitivity/mopo-disagreement-end-q{q.split('.')[1]}": (
-               "mopo", False, ["--rollout-horizon", "100", "--rollout-batch", "2000", "--end-quantile", q])
-              for q in ("0.95", "0.999")}}
+               "mopo", False, [*ENDED_LONG, "--end-quantile", q]) for q in ("0.95", "0.999")},
+           **{f"reward/morec-mopo-{row}-q05": ("mopo", True, ["--threshold-quantile", "0.05"],
+                                               RECIPE_BUNDLE.format(row)) for row in ("multistep_h50", "default")},
+           # the disagreement-ended control on the same (recipe) ensemble
+           "reward/mopo-disagreement-end": ("mopo", False, [*ENDED_LONG, "--end-quantile", "0.99"],
+                                            RECIPE_BUNDLE.format("multistep_h50"))}
 # dataset name -> (data file, bundle, level); data files come from bench/halfcheetah_reward.sh.
 DATASETS = {"halfcheetah-medium": ("artifacts/bench/halfcheetah/medium.npz", "models/halfcheetah", "medium")}
 
 
 def cell_command(method: str, dataset: str, seed: int, steps: int, extra: list[str], root: Path, threads: int,
                  datasets: dict = DATASETS) -> tuple[list[str], Path]:
-    backbone, morec, flags = METHODS[method]
+    backbone, morec, flags, *own_bundle = METHODS[method]
     data, bundle, level = datasets[dataset]
+    bundle = own_bundle[0] if own_bundle else bundle
     run = root / "artifacts" / "offline" / dataset / f"{method}_seed{seed}"
     result = root / "docs" / "results" / "offline" / dataset / f"{method}_seed{seed}.json"
     cmd = [sys.executable, "-m", "morec.cli", "train-policy", "--bundle", str(root / bundle),

@@ -108,6 +108,20 @@ def test_rollouts_end_where_the_disagreement_passes_its_quantile_on_the_data(dat
         OfflineRLConfig(morec=True, end_quantile=0.9)
 
 
+def test_the_threshold_at_a_data_quantile_is_the_chosen_r_d_there_and_ends_drifting_rollouts(data, tmp_path):
+    t = trainer(data, tmp_path, rollout_horizon=50, threshold_quantile=0.1, dynamics=DriftingDynamics(stds=(1e-4,) * 3))
+    # The filter keeps the candidate nearest the slider's origin: r_D = 1 - 0.1 min_k |s_0 + 0.3 + 0.1 k|
+    s0 = data.observations[:, :1] + 0.3 + 0.1 * np.arange(3)
+    on_data = 1.0 - 0.1 * np.abs(s0).min(axis=1)
+    assert t.model.cfg.threshold == pytest.approx(np.quantile(on_data, 0.1), abs=1e-3)
+    assert t.result()["threshold_used"] == t.model.cfg.threshold
+    stats = t.rollout()
+    assert stats.ended_by_filter == 1.0 and stats.length < 50  # the slider drifts out of the data's range
+    assert t.cfg.method == "MOREC-MOPO, threshold at a data quantile"
+    with pytest.raises(ValueError, match="without --no-morec"):
+        OfflineRLConfig(morec=False, threshold_quantile=0.1)
+
+
 def test_batches_mix_real_and_model_rows_at_the_configured_ratio(data, tmp_path):
     t = trainer(data, tmp_path, real_ratio=0.25, batch_size=64)
     t.rollout()

@@ -63,6 +63,10 @@ class OfflineRLConfig:
     # data's own (s, a) ends the rollout instead (kept, flagged terminal): long rollouts ended by the
     # ensemble's uncertainty, the filter's job done by the backbone's own signal
     end_quantile: float = 0.0
+    # With MOREC, > 0: the threshold is this quantile of the chosen r_D at the data's own (s, a) pairs, in place
+    # of `threshold`: a reward's scale depends on its training, so an absolute 0.6 ends almost nothing with one
+    # reward and almost everything with another; 0.01 ends a step less trusted than 99% of the data's own
+    threshold_quantile: float = 0.0
     real_ratio: float = 0.05
     mobile_samples: int = 10  # next-state samples per elite for MOBILE's Bellman-inconsistency penalty
     # SAC
@@ -95,11 +99,17 @@ class OfflineRLConfig:
         if self.morec and self.end_quantile:
             raise ValueError("end_quantile ends rollouts on the disagreement in place of MOREC's r_D: "
                              "use it with --no-morec")
+        if not 0 <= self.threshold_quantile < 1:
+            raise ValueError(f"threshold_quantile must be in [0, 1), got {self.threshold_quantile}")
+        if self.threshold_quantile and not self.morec:
+            raise ValueError("threshold_quantile calibrates MOREC's r_D threshold: use it without --no-morec")
 
     @property
     def method(self) -> str:
         if self.end_quantile:
             return f"{self.backbone.upper()}, ended by disagreement"
+        if self.threshold_quantile:
+            return f"MOREC-{self.backbone.upper()}, threshold at a data quantile"
         return ("MOREC-" if self.morec else "") + self.backbone.upper()
 
 
@@ -272,6 +282,8 @@ class OfflineTrainer:
         self.step, self.curve, self.elapsed = 0, [], 0.0
         self.rollout_stats = RolloutStats()
         self.end_disagreement = self._data_disagreement(cfg.end_quantile) if cfg.end_quantile else None
+        if cfg.threshold_quantile:
+            self.model.cfg = replace(self.model.cfg, threshold=self._data_score(cfg.threshold_quantile))
         self.log = CsvLog(self.out / "log.csv", LOG_COLUMNS, append=resume and (self.out / CHECKPOINT).exists())
         if resume and (self.out / CHECKPOINT).exists():
             self._load(self.out / CHECKPOINT)
@@ -282,6 +294,13 @@ class OfflineTrainer:
         idx = np.linspace(0, len(self.data) - 1, min(rows, len(self.data))).astype(int)
         _, std = self.model.dynamics.predict(self.data.observations[idx], self.data.actions[idx])
         return float(np.quantile(member_disagreement(std, self.model.obs_dim), quantile))
+
+    def _data_score(self, quantile: float, rows: int = 20_000) -> float:
+        """The quantile of the filter's chosen r_D at (evenly spaced) data pairs, candidates drawn with a fixed
+        seed, so a resumed run computes the same value."""
+        idx = np.linspace(0, len(self.data) - 1, min(rows, len(self.data))).astype(int)
+        step = self.model.step(self.data.observations[idx], self.data.actions[idx], np.random.default_rng(0))
+        return float(np.quantile(step.score, quantile))
 
     # -- the policy acting ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -306,7 +325,7 @@ class OfflineTrainer:
             act = self.act(obs)
             step = self.model.step(obs, act, self.rng)
             if cfg.morec:
-                filtered = step.score < cfg.threshold  # already terminal: the rollout engine flags it
+                filtered = step.score < self.model.cfg.threshold  # already terminal: the rollout engine flags it
             elif self.end_disagreement is not None:
                 filtered = step.disagreement > self.end_disagreement
             else:
@@ -447,6 +466,7 @@ class OfflineTrainer:
                 "budget_steps": self.cfg.steps, "steps_done": self.step, "curve": self.curve,
                 "final": {k: last.get(k) for k in ("return_mean", "return_std", "score_mean")},
                 "rollout": asdict(self.rollout_stats), "config": asdict(self.cfg),
+                "threshold_used": self.model.cfg.threshold if self.cfg.morec else None,
                 "steps_per_s": self.step / self.elapsed if self.elapsed else None, "library": "morec"}
 
     # -- checkpoints ----------------------------------------------------------------------------------
