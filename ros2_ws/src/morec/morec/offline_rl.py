@@ -64,8 +64,8 @@ class OfflineRLConfig:
     # ensemble's uncertainty, the filter's job done by the backbone's own signal
     end_quantile: float = 0.0
     # With MOREC, > 0: the threshold is this quantile of the chosen r_D at the data's own (s, a) pairs, in place
-    # of `threshold`: a reward's scale depends on its training, so an absolute 0.6 ends almost nothing with one
-    # reward and almost everything with another; 0.01 ends a step less trusted than 99% of the data's own
+    # of `threshold`: a reward's scale depends on its training, so a quantile, not an absolute value, says which
+    # share of the data's own steps would count as untrusted (0.05: a step less trusted than 95% of them ends)
     threshold_quantile: float = 0.0
     real_ratio: float = 0.05
     mobile_samples: int = 10  # next-state samples per elite for MOBILE's Bellman-inconsistency penalty
