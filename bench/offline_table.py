@@ -29,12 +29,14 @@ ORDER = ["MOPO", "MOREC-MOPO", "MOPO, ended by disagreement", "MOPO (true dynami
          "MOBILE", "MOREC-MOBILE", "IQL", "TD3+BC", "CQL", "BC"]
 
 
-def load_results(folder: Path) -> dict[str, list[dict]]:
+def load_results(folder: Path, by_file_name: bool = False) -> dict[str, list[dict]]:
+    """Runs by method: the name a run records, or (for the experiments' subfolders, whose runs may share one)
+    the grid's name for it, from the file name."""
     by_method = defaultdict(list)
     for path in sorted(folder.glob("*_seed*.json")):
         result = json.loads(path.read_text())
         if result.get("final", {}).get("score_mean") is not None:
-            by_method[result["method"]].append(result)
+            by_method[path.name.rsplit("_seed", 1)[0] if by_file_name else result["method"]].append(result)
     return by_method
 
 
@@ -58,7 +60,7 @@ def table(dataset: str, by_method: dict[str, list[dict]]) -> str:
         curves = [r["curve"] for r in runs if r["curve"] and "rollout_length" in r["curve"][0]]
         length = mean_std([np.mean([p["rollout_length"] for p in c]) for c in curves]) if curves else ""
         ended = (f"{np.mean([np.mean([p['ended_by_filter'] for p in c]) for c in curves]):.2f}"
-                 if curves and (method.startswith("MOREC") or "ended by" in method) else "")
+                 if curves and (runs[0]["config"].get("morec") or runs[0]["config"].get("end_quantile")) else "")
         last3 = [np.mean([p["score_mean"] for p in r["curve"][-3:]]) for r in runs]
         rows.append(f"| {method} | {mean_std(scores)} | {mean_std(last3)} | {mean_std(returns)} | {len(runs)} | "
                     f"{', '.join(f'{b // 1000}k' for b in budgets)} | {length} | {ended} |")
@@ -101,11 +103,14 @@ def main() -> None:
     p.add_argument("--plot-dir", type=Path, default=ROOT / "docs" / "img")
     args = p.parse_args()
     for folder in sorted(d for d in args.results.iterdir() if d.is_dir()):
-        by_method = load_results(folder)
-        if not by_method:
-            continue
-        print(f"### {folder.name}\n\n{table(folder.name, by_method)}\n")
-        plot(folder.name, by_method, args.plot_dir / f"offline_{folder.name}.png")
+        # The benchmark's table, then one per experiment kept in a subfolder (sensitivity/, reward/)
+        for sub in [folder, *sorted(d for d in folder.iterdir() if d.is_dir())]:
+            by_method = load_results(sub, by_file_name=sub != folder)
+            if not by_method:
+                continue
+            name = "_".join(sub.relative_to(args.results).parts)
+            print(f"### {' / '.join(sub.relative_to(args.results).parts)}\n\n{table(folder.name, by_method)}\n")
+            plot(name, by_method, args.plot_dir / f"offline_{name}.png")
 
 
 if __name__ == "__main__":
