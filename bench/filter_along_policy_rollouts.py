@@ -4,10 +4,11 @@ flag the model's worst steps, and better than the ensemble's disagreement (MOPO'
     .venv/bin/python bench/filter_along_policy_rollouts.py \\
         --policy artifacts/offline/halfcheetah-medium/morec-mopo_seed0/policy.onnx \\
         [--bundle models/halfcheetah] [--data artifacts/bench/halfcheetah/medium.npz] [--starts 500] [--horizon 100]
+        [--threshold 0.6]
 
 A trained offline policy (its deterministic action) is rolled out through the filtered model from data states;
 at every step MuJoCo, set to the model's state, gives the true next state. Positives: the steps whose error is
-in the top quartile. Reports the AUROC of -r_D and of the disagreement, and both at r_D < 0.6's termination
+in the top quartile. Reports the AUROC of -r_D and of the disagreement, and both at r_D < threshold's termination
 rate (diagnostics.termination_metrics). Writes JSON (default: beside the policy, filter_along_rollouts.json).
 """
 
@@ -38,18 +39,20 @@ def main() -> None:
     p.add_argument("--starts", type=int, default=500)
     p.add_argument("--horizon", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threshold", type=float, default=FilterConfig.threshold,
+                   help="r_D below this ends a rollout: the policy's run's own (its result's threshold_used)")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     data = Dataset.load(args.data)
     task = load_task_spec(data.metadata["env_id"])
     dynamics, scorer, _ = load_backends(args.bundle)
-    model = FilteredDynamics(dynamics, scorer, FilterConfig(mode="filter"), task.is_terminal)
+    model = FilteredDynamics(dynamics, scorer, FilterConfig(mode="filter", threshold=args.threshold), task.is_terminal)
     obs_scale = np.maximum(data.observations.std(0), 1e-6)
     starts = data.observations[np.random.default_rng(args.seed).integers(0, len(data), args.starts)]
     out, err = policy_rollout(model, MujocoDynamics(task), OnnxPolicy(args.policy, task, "cpu", 1), starts,
                               args.horizon, obs_scale, args.seed)
     report = {"policy": str(args.policy), "bundle": str(args.bundle), "data": str(args.data), "starts": args.starts,
-              "horizon": args.horizon, "seed": args.seed,
+              "horizon": args.horizon, "seed": args.seed, "threshold": args.threshold,
               "error_by_step": err.mean(1).tolist(),
               "trusted_by_step": (out["alive"] & ~out["terminal"]).mean(1).tolist(),
               "mean_rollout_length": float(out["alive"].sum(0).mean()),
