@@ -266,12 +266,27 @@ def planner_latency(m: Models, s: Settings, obs: np.ndarray, peak: float) -> lis
     return out
 
 
+class TimedDynamics(TorchDynamics):
+    """Adds up the seconds spent in the ensemble's own forward passes."""
+
+    seconds = 0.0
+
+    def predict(self, obs, act):
+        t0 = time.perf_counter()
+        out = super().predict(obs, act)
+        self.seconds += time.perf_counter() - t0
+        return out
+
+
 def peer_mppi(m: Models, s: Settings, obs: np.ndarray) -> list[dict]:
-    """ms per command of pytorch-mppi and of our MPPI, both on the torch ensemble's elite mean, same workload."""
+    """ms per command of pytorch-mppi and of our MPPI, both on the torch ensemble's elite mean, same workload,
+    and how much of ours the ensemble's forward passes take: both planners make the same calls, so that share
+    bounds how far below the peer any planner overhead work can bring ours."""
     from pytorch_mppi import MPPI as PeerMPPI  # a bench-only dependency (requirements-bench.txt)
 
     task, ens = m.task, m.ensemble
-    ours_model = FilteredDynamics(TorchDynamics(ens), None, FilterConfig(mode="elite_mean"))
+    timed_dynamics = TimedDynamics(ens)
+    ours_model = FilteredDynamics(timed_dynamics, None, FilterConfig(mode="elite_mean"))
     low = torch.as_tensor(task.action_low, dtype=torch.float32)
     high = torch.as_tensor(task.action_high, dtype=torch.float32)
 
@@ -296,9 +311,13 @@ def peer_mppi(m: Models, s: Settings, obs: np.ndarray) -> list[dict]:
             with torch.no_grad():  # pytorch-mppi leaves autograd to the caller; our torch backend runs without it
                 peer.command(state)
 
+        timed_dynamics.seconds = 0.0
         t_peer, t_ours = interleaved([peer_command, lambda: ours.plan(obs)], s)
+        model_s = timed_dynamics.seconds / (s.warmup + len(t_ours))
         out.append({"samples": samples, "horizon": horizon, "pytorch_mppi_ms": 1e3 * float(np.median(t_peer)),
                     "ours_ms": 1e3 * float(np.median(t_ours)),
+                    "ours_model_share": model_s / float(np.mean(t_ours)),
+                    "model_only_over_peer": model_s / float(np.median(t_peer)),
                     "ours_over_peer": float(np.median(t_ours) / np.median(t_peer)),
                     "commands": [len(t_peer), len(t_ours)]})
     return out
@@ -348,7 +367,9 @@ def observations(res: dict) -> list[str]:
                  f"(single-row calls are likely bound by per-call overhead and reading the weights).")
     for p in res["peer"]:
         notes.append(f"pytorch-mppi vs ours at {p['samples']}x{p['horizon']} (torch elite mean): "
-                     f"{p['pytorch_mppi_ms']:.0f} vs {p['ours_ms']:.0f} ms per command.")
+                     f"{p['pytorch_mppi_ms']:.0f} vs {p['ours_ms']:.0f} ms per command; the ensemble's forward "
+                     f"passes take {100 * p['ours_model_share']:.0f}% of ours, {p['model_only_over_peer']:.2f}x the "
+                     f"peer's whole command: no planner, however lean, gets below that on this model.")
     return notes
 
 
@@ -378,8 +399,10 @@ def report(res: dict) -> str:
                         p["gflops"], p["simulated_fraction"]] for p in res["planner_latency"]]))
     if res["peer"]:
         text.append(table("MPPI on the torch ensemble's elite mean: pytorch-mppi vs ours (ms per command)",
-                          ["samples", "horizon", "pytorch-mppi", "ours", "ours/peer"],
-                          [[p["samples"], p["horizon"], p["pytorch_mppi_ms"], p["ours_ms"], p["ours_over_peer"]]
+                          ["samples", "horizon", "pytorch-mppi", "ours", "ours/peer", "model share",
+                           "model alone/peer"],
+                          [[p["samples"], p["horizon"], p["pytorch_mppi_ms"], p["ours_ms"], p["ours_over_peer"],
+                            p["ours_model_share"], p["model_only_over_peer"]]
                            for p in res["peer"]]))
     text.append("observations:\n" + "\n".join(f"- {n}" for n in res["observations"]))
     return "\n".join(text)
