@@ -4,7 +4,7 @@ flag the model's worst steps, and better than the ensemble's disagreement (MOPO'
     .venv/bin/python bench/filter_along_policy_rollouts.py \\
         --policy artifacts/offline/halfcheetah-medium/morec-mopo_seed0/policy.onnx \\
         [--bundle models/halfcheetah] [--data artifacts/bench/halfcheetah/medium.npz] [--starts 500] [--horizon 100]
-        [--threshold 0.6]
+        [--threshold 0.6] [--onnx]
 
 A trained offline policy (its deterministic action) is rolled out through the filtered model from data states;
 at every step MuJoCo, set to the model's state, gives the true next state. Positives: the steps whose error is
@@ -41,11 +41,14 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threshold", type=float, default=FilterConfig.threshold,
                    help="r_D below this ends a rollout: the policy's run's own (its result's threshold_used)")
+    p.add_argument("--onnx", action="store_true",
+                   help="score with the bundle's exported graphs, as train-policy does (default: its torch "
+                        "checkpoints where it has them, all snapshots)")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     data = Dataset.load(args.data)
     task = load_task_spec(data.metadata["env_id"])
-    dynamics, scorer, _ = load_backends(args.bundle)
+    dynamics, scorer, torch_reward = load_backends(args.bundle, onnx=args.onnx)
     model = FilteredDynamics(dynamics, scorer, FilterConfig(mode="filter", threshold=args.threshold), task.is_terminal)
     obs_scale = np.maximum(data.observations.std(0), 1e-6)
     starts = data.observations[np.random.default_rng(args.seed).integers(0, len(data), args.starts)]
@@ -53,6 +56,7 @@ def main() -> None:
                               args.horizon, obs_scale, args.seed)
     report = {"policy": str(args.policy), "bundle": str(args.bundle), "data": str(args.data), "starts": args.starts,
               "horizon": args.horizon, "seed": args.seed, "threshold": args.threshold,
+              "backend": "onnx" if torch_reward is None else "torch",
               "error_by_step": err.mean(1).tolist(),
               "trusted_by_step": (out["alive"] & ~out["terminal"]).mean(1).tolist(),
               "mean_rollout_length": float(out["alive"].sum(0).mean()),

@@ -223,15 +223,16 @@ def snapshot_sweep(model: FilteredDynamics, reward, data: Dataset, counts: list[
     return rows
 
 
-def load_backends(bundle: Path, threads: int = 1):
+def load_backends(bundle: Path, threads: int = 1, onnx: bool = False):
     """The bundle's dynamics and reward backends, and its torch DynamicsReward (None when running ONNX).
 
-    Torch checkpoints when the bundle has both; otherwise the exported graphs (a shipped bundle holds only
-    those), on ONNX Runtime's CPU provider.
+    Torch checkpoints when the bundle has both and `onnx` is off; otherwise the exported graphs (a shipped
+    bundle holds only those; an export may keep fewer reward snapshots than the checkpoint), on ONNX
+    Runtime's CPU provider.
     """
     from .bundle import ENSEMBLE_ONNX, ENSEMBLE_PT, REWARD_ONNX, REWARD_PT
 
-    if (bundle / ENSEMBLE_PT).exists() and (bundle / REWARD_PT).exists():
+    if not onnx and (bundle / ENSEMBLE_PT).exists() and (bundle / REWARD_PT).exists():
         import torch
 
         from .dynamics_reward import DynamicsReward, TorchReward
