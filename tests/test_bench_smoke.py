@@ -59,3 +59,5 @@ def test_peer_mppi(speed, tmp_path):
     obs, _ = speed.start_states(m.task, 1, seed=0)
     (row,) = speed.peer_mppi(m, s, obs[0])
     assert positive(row["pytorch_mppi_ms"]) and positive(row["ours_ms"])
+    # The model's forward passes are part of a plan, and of no more time than the plan took
+    assert 0 < row["ours_model_share"] <= 1 and positive(row["model_only_over_peer"])
