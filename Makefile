@@ -78,6 +78,7 @@ bench-offline: setup
 	$(PY) bench/offline_grid.py --methods morec-mopo mopo mopo-disagreement-end mobile morec-mobile --seeds 0 1 2
 	$(PY) bench/offline_grid.py --methods mopo-true-dynamics sensitivity/mopo-disagreement-end-q999 --seeds 0
 	$(PY) bench/offline_grid.py --methods sensitivity/mopo-disagreement-end-q95 --seeds 0 1 2
+	bash bench/offline_reward_experiment.sh
 	bash bench/d3rlpy_setup.sh
 	for seed in 0 1 2; do for algo in bc td3bc iql; do .venv-d3rlpy/bin/python bench/d3rlpy_baselines.py \
 	  --algo $$algo --task halfcheetah --data artifacts/bench/halfcheetah/medium.npz --dataset-name medium \

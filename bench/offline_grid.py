@@ -36,7 +36,7 @@ METHODS = {"mopo": ("mopo", False, []), "morec-mopo": ("mopo", True, []), "mobil
                "mopo", False, [*ENDED_LONG, "--end-quantile", q]) for q in ("0.95", "0.999")},
            **{f"reward/morec-mopo-{row}-q05": (
                "mopo", True, ["--threshold-quantile", "0.05"], RECIPE_BUNDLE.format(row))
-              for row in ("multistep_h50", "multistep_h50_distilled", "default")},
+              for row in ("multistep_h50", "multistep_h50_distilled")},
            # the disagreement-ended control on the same (recipe) ensemble
            "reward/mopo-disagreement-end": ("mopo", False, [*ENDED_LONG, "--end-quantile", "0.99"],
                                             RECIPE_BUNDLE.format("multistep_h50"))}

@@ -6,7 +6,7 @@
 #        0.2 s. For the multistep rewards 5 keep little of the signal (docs/results.md).
 #   ROW_distilled: one network distilled from all the snapshots (`morec distill-reward`, 4000 steps), at the
 #        cost of one snapshot.
-#   bash bench/offline_reward_bundle.sh multistep_h50 multistep_h50_distilled default
+#   bash bench/offline_reward_bundle.sh multistep_h50 multistep_h50_distilled
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=artifacts/bench/halfcheetah
