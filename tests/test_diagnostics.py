@@ -156,3 +156,19 @@ def test_along_a_policys_rollouts_a_reward_that_knows_the_error_flags_the_worst_
         out, err = policy_rollout(model, TrueDynamics(), policy, starts, 10, obs_scale)
         assert out["score"].shape == err.shape == (10, 200)
         assert termination_metrics(out, err, 0.6)["auroc"]["dynamics_reward"] == pytest.approx(expected, abs=0.02)
+
+
+def test_load_backends_prefers_the_checkpoints_unless_asked_for_the_graphs_a_run_trained_on(tmp_path):
+    from morec.diagnostics import load_backends
+    from morec.dynamics_reward import DynamicsReward
+    from morec.ensemble import EnsembleConfig, EnsembleDynamics
+    from morec.runtime import OnnxDynamics, OnnxReward
+
+    EnsembleDynamics(4, 1, EnsembleConfig(hidden=(8,), weight_decay=(0.0, 0.0))).save(tmp_path / "ensemble.pt")
+    DynamicsReward(4, 1, k=3).save(tmp_path / "dynamics_reward.pt")
+    assert main(["export", "--bundle", str(tmp_path), "--snapshots", "1"]) == 0
+    *_, torch_reward = load_backends(tmp_path)
+    assert torch_reward is not None and torch_reward.num_snapshots == 3
+    dynamics, scorer, torch_reward = load_backends(tmp_path, onnx=True)
+    assert torch_reward is None and isinstance(dynamics, OnnxDynamics) and isinstance(scorer, OnnxReward)
+    assert scorer.meta["snapshots"] == 1
