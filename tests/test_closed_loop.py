@@ -8,13 +8,15 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
-from rosproc import BUNDLE, COMMAND_TOPIC, Client, NodeProcess, domain_id, ros_args  # noqa: E402
+from rosproc import BUNDLE, COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, domain_id, ros_args  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64, Float64MultiArray  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 
 from morec.simulator import SimulatedRobot  # noqa: E402
 from morec.task_spec import load_task_spec  # noqa: E402
+
+pytestmark = MULTIPROCESS
 
 EPISODE = 150  # steps before the sim truncates the episode
 # Planning settings light enough for two busy cores; stale_periods is large because in lockstep a

@@ -5,7 +5,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
-from rosproc import COMMAND_TOPIC, Client, NodeProcess, domain_id  # noqa: E402
+from rosproc import COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, domain_id  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
@@ -13,6 +13,8 @@ from morec.mujoco_model import MujocoDynamics  # noqa: E402
 from morec.planners import make_planner  # noqa: E402
 from morec.rollout import FilterConfig, FilteredDynamics  # noqa: E402
 from morec.task_spec import load_task_spec  # noqa: E402
+
+pytestmark = MULTIPROCESS
 
 SETTINGS = {"samples": 32, "horizon": 8, "seed": 3}
 

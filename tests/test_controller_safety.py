@@ -9,11 +9,13 @@ rclpy = pytest.importorskip("rclpy")
 torch = pytest.importorskip("torch")
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
-from rosproc import BUNDLE, COMMAND_TOPIC, Client, NodeProcess, domain_id, status_of  # noqa: E402
+from rosproc import BUNDLE, COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, domain_id, status_of  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
 from morec.task_spec import load_task_spec  # noqa: E402
+
+pytestmark = MULTIPROCESS
 
 # As the sim publishes /joint_states: a lockstep controller subscribes transient-local.
 SIM_STATE_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("rclpy")
-from rosproc import REPO, domain_id  # noqa: E402
+from rosproc import MULTIPROCESS, REPO, domain_id  # noqa: E402
+
+pytestmark = MULTIPROCESS
 from test_closed_loop import random_return  # noqa: E402
 
 STEPS = 60

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
-from rosproc import COMMAND_TOPIC, REPO, Client, NodeProcess, domain_id  # noqa: E402
+from rosproc import COMMAND_TOPIC, MULTIPROCESS, REPO, Client, NodeProcess, domain_id  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
 from morec.task_spec import load_task_spec  # noqa: E402
 from morec_ros.common import MONITOR_QOS  # noqa: E402
+
+pytestmark = MULTIPROCESS
 
 TASK = load_task_spec("halfcheetah")
 P = TASK.control_period

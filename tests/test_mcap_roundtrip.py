@@ -8,7 +8,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
-from rosproc import COMMAND_TOPIC, Client, NodeProcess, domain_id, recording  # noqa: E402
+from rosproc import COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, domain_id, recording  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
@@ -17,6 +17,8 @@ from morec.cli import main  # noqa: E402
 from morec.dataset import Dataset  # noqa: E402
 from morec.simulator import SimulatedRobot  # noqa: E402
 from morec.task_spec import load_task_spec  # noqa: E402
+
+pytestmark = MULTIPROCESS
 
 SEED, VARIANT, EPISODE_LENGTH, STEPS = 3, "nominal", 8, 150
 

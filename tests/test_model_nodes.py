@@ -10,12 +10,14 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
-from rosproc import BUNDLE, COMMAND_TOPIC, Client, NodeProcess, domain_id, status_of  # noqa: E402
+from rosproc import BUNDLE, COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, domain_id, status_of  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64, Float64MultiArray  # noqa: E402
 
 from morec.simulator import SimulatedRobot  # noqa: E402
 from morec.task_spec import load_task_spec  # noqa: E402
+
+pytestmark = MULTIPROCESS
 
 WINDOW = 8  # real transitions the gap monitor averages
 

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("rclpy")
-from rosproc import NodeProcess, domain_id  # noqa: E402
+from rosproc import MULTIPROCESS, NodeProcess, domain_id  # noqa: E402
 
 from morec import runner  # noqa: E402
+
+pytestmark = MULTIPROCESS
 
 PARAMS = runner.config_dir().parent / "params"
 PROBE = Path(__file__).resolve().parent / "multihost_probe.py"

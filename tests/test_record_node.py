@@ -13,12 +13,13 @@ rclpy = pytest.importorskip("rclpy")
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from rosbags.rosbag2 import Reader  # noqa: E402
 from rosbags.typesys import Stores, get_typestore  # noqa: E402
-from rosproc import COMMAND_TOPIC, Client, NodeProcess, domain_id, recording  # noqa: E402
+from rosproc import COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, domain_id, recording  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
 from morec.mcap_import import RecordingError, read_recording  # noqa: E402
 
+pytestmark = MULTIPROCESS
 # What the stack's publishers use (ros2_control's too): reliable, keep the last 10.
 PUBLISHER_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
