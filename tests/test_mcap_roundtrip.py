@@ -61,8 +61,11 @@ def test_a_recorded_simulated_run_imports_as_the_transitions_the_simulator_made(
     rng = np.random.default_rng(0)
     commands = rng.normal(0.0, 2.0, size=(STEPS, 1))  # some beyond the actuator limits of +-3
     try:
-        # The sim stays silent until the recorder has matched both publishers and the sim ours.
+        # The sim stays silent until the recorder has matched both publishers and the sim ours. The recorder's
+        # own report comes before its state subscription is seen on the graph: a fresh-clone run once lost the
+        # first 109 states that way, so wait for both state subscribers (ours and the recorder's) too.
         assert client.spin_until(lambda: publisher.get_subscription_count() >= 2
+                                 and client.node.count_subscribers("/joint_states") >= 2
                                  and recording(recorder, "/joint_states", COMMAND_TOPIC), 30.0), recorder.output()
         pause = client.node.create_client(SetBool, "/morec_sim/pause")
         assert pause.wait_for_service(timeout_sec=20.0)
