@@ -37,7 +37,7 @@ from tqdm import tqdm
 from .dataset import Dataset
 from .fileio import CsvLog, atomic_path, write_json
 from .nn import StackedMLP, Standardizer
-from .rollout import FilterConfig, FilteredDynamics, member_disagreement
+from .rollout import FilterConfig, FilteredDynamics, Step
 from .task_spec import TaskSpec, sim_dir
 
 BACKBONES = ("mopo", "mobile")
@@ -281,26 +281,22 @@ class OfflineTrainer:
                      data.terminals.astype(np.float32))
         self.step, self.curve, self.elapsed = 0, [], 0.0
         self.rollout_stats = RolloutStats()
-        self.end_disagreement = self._data_disagreement(cfg.end_quantile) if cfg.end_quantile else None
+        # The ends calibrated on the data's own pairs: the disagreement's (without MOREC) or r_D's (with it)
+        on_data = self._step_on_data() if cfg.end_quantile or cfg.threshold_quantile else None
+        self.end_disagreement = (float(np.quantile(on_data.disagreement, cfg.end_quantile))
+                                 if cfg.end_quantile else None)
         if cfg.threshold_quantile:
-            self.model.cfg = replace(self.model.cfg, threshold=self._data_score(cfg.threshold_quantile))
+            threshold = float(np.quantile(on_data.score, cfg.threshold_quantile))
+            self.model.cfg = replace(self.model.cfg, threshold=threshold)
         self.log = CsvLog(self.out / "log.csv", LOG_COLUMNS, append=resume and (self.out / CHECKPOINT).exists())
         if resume and (self.out / CHECKPOINT).exists():
             self._load(self.out / CHECKPOINT)
 
-    def _data_disagreement(self, quantile: float, rows: int = 20_000) -> float:
-        """The quantile of the ensemble's disagreement over (evenly spaced) data pairs: no random draw, so a
-        resumed run computes the same value."""
+    def _step_on_data(self, rows: int = 20_000) -> Step:
+        """The rollout engine's step at (evenly spaced) data pairs, the thresholds' calibration: candidates are drawn
+        with a fixed seed, not the run's generator, so a resumed run computes the same values."""
         idx = np.linspace(0, len(self.data) - 1, min(rows, len(self.data))).astype(int)
-        _, std = self.model.dynamics.predict(self.data.observations[idx], self.data.actions[idx])
-        return float(np.quantile(member_disagreement(std, self.model.obs_dim), quantile))
-
-    def _data_score(self, quantile: float, rows: int = 20_000) -> float:
-        """The quantile of the filter's chosen r_D at (evenly spaced) data pairs, candidates drawn with a fixed
-        seed, so a resumed run computes the same value."""
-        idx = np.linspace(0, len(self.data) - 1, min(rows, len(self.data))).astype(int)
-        step = self.model.step(self.data.observations[idx], self.data.actions[idx], np.random.default_rng(0))
-        return float(np.quantile(step.score, quantile))
+        return self.model.step(self.data.observations[idx], self.data.actions[idx], np.random.default_rng(0))
 
     # -- the policy acting ----------------------------------------------------------------------------
     @torch.no_grad()
