@@ -73,7 +73,7 @@ bench: setup $(BENCH_STAMP)
 # about 40 min per 100k-step cell on 2 busy cores, resumable: finished cells are skipped), the d3rlpy baselines
 # in their own venv, the SAC update speed, the filter along policy rollouts, and the table with its curves.
 bench-offline: setup
-	bash bench/halfcheetah_data.sh
+	bash bench/task_data.sh halfcheetah
 	$(PY) bench/sac_speed.py
 	$(PY) bench/offline_grid.py --methods morec-mopo mopo mopo-disagreement-end mobile morec-mobile --seeds 0 1 2
 	$(PY) bench/offline_grid.py --methods mopo-true-dynamics sensitivity/mopo-disagreement-end-q999 --seeds 0

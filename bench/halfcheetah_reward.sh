@@ -14,7 +14,7 @@ mkdir -p "$OUT"
 
 # Training data (the SAC checkpoint closest to a third of the D4RL expert return: sac_50000, return 3529) and
 # evaluation data (held-out medium episodes, the best shipped checkpoint, uniform random actions, and more).
-MOREC="$MOREC" bash bench/halfcheetah_data.sh
+MOREC="$MOREC" bash bench/task_data.sh halfcheetah
 
 # The ensemble is shared by every reward variant.
 [ -f $OUT/ensemble/ensemble.pt ] || $MOREC train-dynamics --data $OUT/medium.npz --bundle $OUT/ensemble \

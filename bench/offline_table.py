@@ -23,7 +23,7 @@ from morec.behavior import load_checkpoints
 from morec.task_spec import load_task_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-# The checkpoint each dataset was collected with (bench/halfcheetah_data.sh); its deterministic return.
+# The checkpoint each dataset was collected with (bench/task_data.sh); its deterministic return.
 BEHAVIOUR = {"halfcheetah-medium": "sac_50000.zip"}
 ORDER = ["MOPO", "MOREC-MOPO", "MOPO, ended by disagreement", "MOPO (true dynamics)",
          "MOBILE", "MOREC-MOBILE", "IQL", "TD3+BC", "CQL", "BC"]

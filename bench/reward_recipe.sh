@@ -34,7 +34,7 @@ ORDER=(default delta multistep r1 input_noise delta_multistep longer multistep_h
        multistep_all_h50 multistep_h50_longer)
 [ $# -gt 0 ] && ORDER=("$@")
 
-bash bench/halfcheetah_data.sh
+bash bench/task_data.sh halfcheetah
 [ -f $DATA/ensemble/ensemble.pt ] || $MOREC train-dynamics --data $DATA/medium.npz --bundle $DATA/ensemble \
   --threads 1 --max-minutes 30
 mkdir -p $RESULTS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -22,12 +23,15 @@ MULTIPROCESS = pytest.mark.flaky(reruns=1, reruns_delay=2)
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "models" / "inverted_pendulum"
 COMMAND_TOPIC = "/effort_controller/commands"
+_DOMAINS = itertools.count()
 
 
-def domain_id(offset):
-    """A ROS domain of this test's own (offsets 20+: test_sim_node and test_runner use 0-4;
-    every test file has its own range)."""
-    return 1 + (os.getpid() * 7 + offset) % 100
+def fresh_domain() -> int:
+    """A ROS domain no earlier call in this test process returned. Nodes of a finished test (or of a test's
+    failed first attempt) stay in DDS discovery for a while after they exit: a later test on their domain
+    would match their endpoints and take a dead publisher for a live one. Concurrent test runs start at
+    different places (by process id)."""
+    return 1 + (os.getpid() * 7 + next(_DOMAINS)) % 100
 
 
 def ros_args(params: dict) -> list[str]:

@@ -7,7 +7,7 @@ import time
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
-from rosproc import COMMAND_TOPIC, MULTIPROCESS, REPO, Client, NodeProcess, domain_id, status_of  # noqa: E402
+from rosproc import COMMAND_TOPIC, MULTIPROCESS, REPO, Client, NodeProcess, fresh_domain, status_of  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
@@ -24,7 +24,7 @@ SECONDS = 5.0
 
 def test_the_loop_works_with_a_250_hz_broadcaster(tmp_path, processes, monkeypatch):
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    domain = domain_id(90)
+    domain = fresh_domain()
     client = Client(domain)
     diagnostics = client.diagnostics()
     commands = []

@@ -8,7 +8,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
-from rosproc import BUNDLE, COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, domain_id, ros_args  # noqa: E402
+from rosproc import BUNDLE, COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, fresh_domain, ros_args  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64, Float64MultiArray  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
@@ -101,8 +101,8 @@ def closed_loop(tmp_path, domain, one_process=False):
 
 
 def test_lockstep_closed_loop_balances_and_is_deterministic(tmp_path):
-    first = closed_loop(tmp_path, domain_id(20))
-    second = closed_loop(tmp_path, domain_id(21))
+    first = closed_loop(tmp_path, fresh_domain())
+    second = closed_loop(tmp_path, fresh_domain())
     baseline = random_return()
     print(f"closed-loop return {first[0]:.0f} and {second[0]:.0f} (episode of {EPISODE}); random {baseline:.1f}")
     assert len(first[2]) >= 50, "too few control steps"
@@ -121,8 +121,8 @@ def test_lockstep_closed_loop_balances_and_is_deterministic(tmp_path):
 def test_one_process_runs_the_same_episode(tmp_path):
     """The sim and the controller in one process, each on an executor thread of its own: each node reads its own
     parameters, and the episode is the one the separate processes run with the same seeds."""
-    together = closed_loop(tmp_path, domain_id(22), one_process=True)
-    apart = closed_loop(tmp_path, domain_id(23))
+    together = closed_loop(tmp_path, fresh_domain(), one_process=True)
+    apart = closed_loop(tmp_path, fresh_domain())
     print(f"closed-loop return {together[0]:.0f} in one process, {apart[0]:.0f} in two")
     assert len(together[2]) >= 50 and together[0] >= 10 * random_return()
     assert together[0] == apart[0]

@@ -17,7 +17,7 @@ import types
 from pathlib import Path
 
 import pytest
-from rosproc import REPO, domain_id
+from rosproc import REPO, fresh_domain
 
 # This interpreter's colcon: the scripts it installs must start this interpreter, which has rclpy.
 COLCON = Path(sys.executable).parent / "colcon"
@@ -68,7 +68,7 @@ def test_the_sim_node_starts_from_the_install_space(workspace, tmp_path):
     with open(log, "w") as out:
         proc = subprocess.Popen(sourced(workspace, f"{node} --ros-args -p task:=inverted_pendulum"),
                                 cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
-                                env=dict(os.environ, ROS_DOMAIN_ID=str(domain_id(70)),
+                                env=dict(os.environ, ROS_DOMAIN_ID=str(fresh_domain()),
                                          RCUTILS_LOGGING_BUFFERED_STREAM="1"))
     try:
         deadline = time.monotonic() + 40

@@ -5,7 +5,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
-from rosproc import COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, domain_id  # noqa: E402
+from rosproc import COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, fresh_domain  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
@@ -35,7 +35,7 @@ def expected_command(obs):
 
 
 def test_controller_plans_through_mujoco_without_a_bundle(tmp_path):
-    domain = domain_id(60)
+    domain = fresh_domain()
     client = Client(domain)
     commands = client.subscribe(Float64MultiArray, COMMAND_TOPIC, 10)
     states = client.node.create_publisher(JointState, "/joint_states",

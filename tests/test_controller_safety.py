@@ -9,7 +9,7 @@ rclpy = pytest.importorskip("rclpy")
 torch = pytest.importorskip("torch")
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
-from rosproc import BUNDLE, COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, domain_id, status_of  # noqa: E402
+from rosproc import BUNDLE, COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, fresh_domain, status_of  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
@@ -34,7 +34,7 @@ def joint_state(stamp_s, position, velocity=(0.0, 0.0), names=("slider", "hinge"
 
 
 def test_watchdog_commands_zero_when_states_stop_and_resumes_when_they_return(tmp_path, processes):
-    domain = domain_id(30)
+    domain = fresh_domain()
     client = Client(domain)
     commands = client.subscribe(Float64MultiArray, COMMAND_TOPIC, 100)
     diagnostics = client.diagnostics()
@@ -94,7 +94,7 @@ def export_policy(path):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript ONNX exporter, as morec.export uses
 def test_policy_answers_valid_states_clipped_and_reports_the_dropped_ones(tmp_path, processes):
     export_policy(tmp_path / "policy.onnx")
-    domain = domain_id(31)
+    domain = fresh_domain()
     client = Client(domain)
     commands = client.subscribe(Float64MultiArray, COMMAND_TOPIC, 100)
     diagnostics = client.diagnostics()

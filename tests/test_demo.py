@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("rclpy")
-from rosproc import MULTIPROCESS, REPO, domain_id  # noqa: E402
+from rosproc import MULTIPROCESS, REPO, fresh_domain  # noqa: E402
 
 pytestmark = MULTIPROCESS
 from test_closed_loop import random_return  # noqa: E402
@@ -35,7 +35,7 @@ def run_demo(tmp_path, mode, domain):
 
 
 def test_lockstep_demo_balances_and_reports(tmp_path):
-    s, out = run_demo(tmp_path, "lockstep", domain_id(50))
+    s, out = run_demo(tmp_path, "lockstep", fresh_domain())
     c, r = s["control"], s["consistency"]
     assert (s["task"], s["mode"], s["variant"], s["max_steps"]) == ("inverted_pendulum", "lockstep", "nominal", STEPS)
     assert s["normalized_score"] is None  # D4RL has no pendulum
@@ -56,7 +56,7 @@ def test_lockstep_demo_balances_and_reports(tmp_path):
 
 
 def test_realtime_demo_keeps_the_control_rate(tmp_path):
-    s, _ = run_demo(tmp_path, "realtime", domain_id(51))
+    s, _ = run_demo(tmp_path, "realtime", fresh_domain())
     c = s["control"]
     assert s["steps"] >= 1 and s["mode"] == "realtime"
     # The sim steps on the wall clock; the controller commands at least once per period and at most twice,
@@ -67,7 +67,7 @@ def test_realtime_demo_keeps_the_control_rate(tmp_path):
 
 
 def test_demo_fails_when_a_node_cannot_start(tmp_path):
-    proc = demo(tmp_path, "lockstep", domain_id(52), "--bundle", str(tmp_path / "no_bundle"))
+    proc = demo(tmp_path, "lockstep", fresh_domain(), "--bundle", str(tmp_path / "no_bundle"))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "the episode did not complete: a node failed" in proc.stderr
     assert "cannot start" in proc.stdout and not list(tmp_path.glob("*.json"))

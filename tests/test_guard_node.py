@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
-from rosproc import COMMAND_TOPIC, MULTIPROCESS, REPO, Client, NodeProcess, domain_id  # noqa: E402
+from rosproc import COMMAND_TOPIC, MULTIPROCESS, REPO, Client, NodeProcess, fresh_domain  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
@@ -31,7 +31,7 @@ def localhost_only(monkeypatch):
 
 
 def test_the_robot_gets_zeros_when_the_controller_is_killed_and_when_the_guard_stops(tmp_path, processes):
-    domain = domain_id(80)
+    domain = fresh_domain()
     client = Client(domain)
     commands = []  # (received on the wall clock in ns, values) of what the robot gets
     client.node.create_subscription(Float64MultiArray, COMMAND_TOPIC,
@@ -99,7 +99,7 @@ def test_the_robot_gets_zeros_when_the_controller_is_killed_and_when_the_guard_s
 
 def test_the_latency_benchmark_runs():
     done = subprocess.run([sys.executable, str(REPO / "bench" / "guard_latency.py"), "--count", "20", "--rate", "100",
-                           "--domain-id", str(domain_id(81))], capture_output=True, text=True, timeout=60)
+                           "--domain-id", str(fresh_domain())], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "20 of 20 commands at 100 Hz through morec_guard (0 lost)" in done.stdout
     assert done.stdout.count(" p50 ") == 3

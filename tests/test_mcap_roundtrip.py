@@ -8,7 +8,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
-from rosproc import COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, domain_id, recording  # noqa: E402
+from rosproc import COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, fresh_domain, recording, status_of  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
@@ -47,25 +47,34 @@ def simulated(commands):
 
 
 def test_a_recorded_simulated_run_imports_as_the_transitions_the_simulator_made(tmp_path, processes):
-    domain = domain_id(92)
+    domain = fresh_domain()
     folder = tmp_path / "run"
     sim = NodeProcess("sim_node", {"task": "inverted_pendulum", "variant": VARIANT, "mode": "lockstep", "seed": SEED,
-                                   "episode_length": EPISODE_LENGTH, "start_paused": True}, domain, tmp_path)
-    recorder = NodeProcess("record_node", {"task": "inverted_pendulum", "output": str(folder)}, domain, tmp_path)
+                                   "episode_length": EPISODE_LENGTH, "start_paused": True, "diagnostics_period": 0.1},
+                      domain, tmp_path)
+    recorder = NodeProcess("record_node", {"task": "inverted_pendulum", "output": str(folder),
+                                           "diagnostics_period": 0.1}, domain, tmp_path)
     processes += [sim, recorder]
     client = Client(domain)
     client.watched += [sim, recorder]
+    diagnostics = client.diagnostics()
     states = client.subscribe(JointState, "/joint_states",
                               QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
-    publisher = client.node.create_publisher(Float64MultiArray, COMMAND_TOPIC, 10)
+    # History for every command: a recorder that falls behind for a moment gets the ones it missed resent
+    # (reliable delivery repairs only what the writer still holds).
+    publisher = client.node.create_publisher(Float64MultiArray, COMMAND_TOPIC, STEPS)
     rng = np.random.default_rng(0)
     commands = rng.normal(0.0, 2.0, size=(STEPS, 1))  # some beyond the actuator limits of +-3
     try:
-        # The sim stays silent until the recorder has matched both publishers and the sim ours. The recorder's
-        # own report comes before its state subscription is seen on the graph: a fresh-clone run once lost the
-        # first 109 states that way, so wait for both state subscribers (ours and the recorder's) too.
-        assert client.spin_until(lambda: publisher.get_subscription_count() >= 2
-                                 and client.node.count_subscribers("/joint_states") >= 2
+        # The sim stays silent until each side of both streams has matched the other: our command publisher
+        # the sim and the recorder, the recorder both publishers, and the sim's state publisher both
+        # subscribers (its own count, in its diagnostics: a run once lost the first 109 states to a recorder
+        # the sim had not matched yet).
+        def sim_state_subscribers():
+            status = status_of(diagnostics, "morec_sim: simulator")
+            return int(status[2]["state_subscribers"]) if status else 0
+
+        assert client.spin_until(lambda: publisher.get_subscription_count() >= 2 and sim_state_subscribers() >= 2
                                  and recording(recorder, "/joint_states", COMMAND_TOPIC), 30.0), recorder.output()
         pause = client.node.create_client(SetBool, "/morec_sim/pause")
         assert pause.wait_for_service(timeout_sec=20.0)
@@ -75,6 +84,13 @@ def test_a_recorded_simulated_run_imports_as_the_transitions_the_simulator_made(
             count = len(states)
             publisher.publish(Float64MultiArray(data=c.tolist()))
             assert client.spin_until(lambda: len(states) > count, 10.0), "the sim did not answer a command"
+
+        def recorded():  # the recorder's own count: stopping it earlier would cut the recording short
+            status = status_of(diagnostics, "morec_record: recorder")
+            return status[2] if status else {}
+
+        assert client.spin_until(lambda: recorded().get("written /joint_states") == str(STEPS + 1)
+                                 and recorded().get(f"written {COMMAND_TOPIC}") == str(STEPS), 10.0), recorded()
     finally:
         client.close()
     assert recorder.stop() == 0, recorder.output()

@@ -10,7 +10,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
-from rosproc import BUNDLE, COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, domain_id, status_of  # noqa: E402
+from rosproc import BUNDLE, COMMAND_TOPIC, MULTIPROCESS, Client, NodeProcess, fresh_domain, status_of  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64, Float64MultiArray  # noqa: E402
 
@@ -35,7 +35,7 @@ def joint_state(stamp_ns, obs):
 
 
 def test_dynamics_and_filter_nodes_predict_score_and_detect_a_gap(tmp_path):
-    domain = domain_id(40)
+    domain = fresh_domain()
     client = Client(domain)
     candidates = client.subscribe(Float64MultiArray, "/morec/candidates", 100)
     predictions = client.subscribe(Float64MultiArray, "/morec/prediction", 100)
@@ -151,7 +151,7 @@ def test_nodes_refuse_bundles_they_cannot_use(tmp_path):
         args = [sys.executable, "-m", f"morec_ros.{module}", "--ros-args", "-p", f"task:={task}",
                 "-p", f"bundle:={make(tmp_path)}", "-p", "device:=cpu"]
         runs.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, "ROS_DOMAIN_ID": str(domain_id(41 + i))}))
+                                     env={**os.environ, "ROS_DOMAIN_ID": str(fresh_domain())}))
     for run, (module, task, _, expected) in zip(runs, CASES):
         output, _ = run.communicate(timeout=60)
         assert run.returncode == 1, (module, output)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("rclpy")
-from rosproc import MULTIPROCESS, NodeProcess, domain_id  # noqa: E402
+from rosproc import MULTIPROCESS, NodeProcess, fresh_domain  # noqa: E402
 
 from morec import runner  # noqa: E402
 
@@ -117,7 +117,7 @@ def test_closed_loop_across_two_hosts_survives_a_controller_restart(two_hosts, p
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "SUBNET")
     monkeypatch.delenv("ROS_STATIC_PEERS", raising=False)
     monkeypatch.delenv("ROS_LOCALHOST_ONLY", raising=False)
-    domain = domain_id(100)
+    domain = fresh_domain()
     began = time.monotonic()
 
     sim = start("sim_only", "morec_sim", robot, domain, tmp_path)

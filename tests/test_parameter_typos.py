@@ -4,21 +4,21 @@ import os
 import subprocess
 import sys
 
-from rosproc import domain_id
+from rosproc import fresh_domain
 
 
-def start(module: str, *params: str, domain: int):
+def start(module: str, *params: str):
     args = [sys.executable, "-m", f"morec_ros.{module}", "--ros-args", "-p", "task:=inverted_pendulum"]
     for p in params:
         args += ["-p", p]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "ROS_DOMAIN_ID": str(domain_id(domain))})
+                            env={**os.environ, "ROS_DOMAIN_ID": str(fresh_domain())})
 
 
 def test_a_misspelt_parameter_stops_the_node_with_one_clear_line():
-    runs = [("sim_node", start("sim_node", "varient:=real", domain=61)),
-            ("controller_node", start("controller_node", "device:=cpu", "sampels:=10", "horizn:=3", domain=62)),
-            ("guard_node", start("guard_node", "silent_period:=3.0", domain=63))]
+    runs = [("sim_node", start("sim_node", "varient:=real")),
+            ("controller_node", start("controller_node", "device:=cpu", "sampels:=10", "horizn:=3")),
+            ("guard_node", start("guard_node", "silent_period:=3.0"))]
     outputs = {}
     for module, run in runs:
         outputs[module], _ = run.communicate(timeout=60)

@@ -11,13 +11,9 @@ import time
 
 import pytest
 import yaml
+from rosproc import fresh_domain
 
 from morec import runner
-
-
-def domain_id(offset):
-    """A ROS domain of this test's own, so concurrent test runs do not see each other's nodes."""
-    return 1 + (os.getpid() * 7 + offset) % 100
 
 
 @pytest.fixture(autouse=True)
@@ -167,7 +163,7 @@ def test_sim_only_brings_up_the_sim_node_in_the_given_domain():
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import JointState
 
-    domain = domain_id(3)
+    domain = fresh_domain()
     proc = subprocess.Popen([sys.executable, "-m", "morec.runner", "sim_only", "--domain-id", str(domain)],
                             stdout=subprocess.PIPE, text=True)
     lines = []
@@ -200,7 +196,7 @@ def test_sim_only_brings_up_the_sim_node_in_the_given_domain():
 def test_one_process_runs_the_nodes_in_one_morec_stack_and_a_node_that_cannot_start_stops_it():
     pytest.importorskip("rclpy")
     out = io.StringIO()
-    code = runner.up("full", domain_id(4), task="inverted_pendulum", one_process=True, output=out,
+    code = runner.up("full", fresh_domain(), task="inverted_pendulum", one_process=True, output=out,
                      overrides={"morec_controller": {"samples": 1, "device": "cpu"}})
     text = out.getvalue()
     assert code == 1, text

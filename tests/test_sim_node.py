@@ -15,6 +15,7 @@ from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
+from rosproc import fresh_domain  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64, Float64MultiArray  # noqa: E402
 from std_srvs.srv import SetBool, Trigger  # noqa: E402
@@ -25,11 +26,6 @@ from morec.task_spec import BaseState, load_task_spec, sim_dir  # noqa: E402
 COMMAND_TOPIC = "/effort_controller/commands"
 # Reliable + transient-local: also gets the state the sim published before this node was discovered.
 LATCHED = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def domain_id(offset):
-    """A ROS domain of this test's own, so concurrent test runs do not see each other's nodes."""
-    return 1 + (os.getpid() * 7 + offset) % 100
 
 
 @pytest.fixture(autouse=True)
@@ -154,7 +150,7 @@ def run_lockstep(sim, domain, seed):
 
 
 def test_lockstep_runs_are_deterministic_and_follow_the_commands(sim):
-    runs = [run_lockstep(sim, domain_id(0), seed=11), run_lockstep(sim, domain_id(1), seed=11)]
+    runs = [run_lockstep(sim, fresh_domain(), seed=11), run_lockstep(sim, fresh_domain(), seed=11)]
     expected, expected_returns = reference(11, "real", COMMANDS)
     assert len(expected_returns) == 1, "the command sequence must end exactly one episode"
     for run in runs:
@@ -169,7 +165,7 @@ def test_lockstep_runs_are_deterministic_and_follow_the_commands(sim):
 
 def test_paced_lockstep_never_runs_faster_than_its_real_time_factor(sim):
     # At twice real time a 0.04 s period allows a step every 0.02 s, however fast the commands come.
-    s = sim(domain_id(4), seed=1, params=["lockstep_paced:=true", "real_time_factor:=2.0"])
+    s = sim(fresh_domain(), seed=1, params=["lockstep_paced:=true", "real_time_factor:=2.0"])
     s.command([0.0])
     start = time.monotonic()
     for _ in range(10):
@@ -184,7 +180,7 @@ def last_values(s):
 
 
 def test_malformed_commands_are_dropped_counted_and_not_applied(sim):
-    s = sim(domain_id(2), seed=5)
+    s = sim(fresh_domain(), seed=5)
     # Subscribers with the ROS default (reliable, volatile) and sensor-data (best-effort) QoS.
     reliable, best_effort = [], []
     s.node.create_subscription(JointState, "/joint_states", reliable.append, 10)
@@ -229,7 +225,7 @@ def test_a_spec_with_a_base_publishes_odometry_that_gives_the_all_joints_observa
     """sim/robots/halfcheetah_odom.yaml: /joint_states without rootx/rootz/rooty, the base on /odom."""
     odom_spec = load_task_spec(sim_dir() / "robots" / "halfcheetah_odom.yaml")
     plain = load_task_spec("halfcheetah")
-    s = sim(domain_id(6), seed=2, params=[f"task:={odom_spec.path}"])
+    s = sim(fresh_domain(), seed=2, params=[f"task:={odom_spec.path}"])
     odometry = []
     s.node.create_subscription(Odometry, "/odom", odometry.append, LATCHED)
     assert s.spin_until(lambda: odometry, 5.0), "no odometry from the sim node"

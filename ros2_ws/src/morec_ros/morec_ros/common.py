@@ -1,11 +1,9 @@
-"""What the model nodes (dynamics, filter, controller) and the command guard share: bundles, transitions,
-diagnostics."""
+"""What the model nodes (dynamics, filter, controller) and the command guard share: bundles and transitions."""
 
 import bisect
 from pathlib import Path
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
@@ -18,8 +16,6 @@ from morec.task_spec import TaskSpec
 # volatile, depth 10): monitors match a real robot's publishers without an adapter, and the command
 # guard subscribes and publishes as a forward_command_controller's peers do.
 MONITOR_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-# The ROS-free loops (control_loop, command_guard) report their status by name.
-LEVELS = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': DiagnosticStatus.ERROR}
 
 
 def bundle_dir(value: str, task: TaskSpec) -> Path:
@@ -160,11 +156,3 @@ class Transitions:
         self.completed += 1
         _, command, attachment = self._commands[key]
         return [(self._states[i][0], command, attachment, self._states[j][0])]
-
-
-def diagnostics(node, publisher, what: str, level, message: str, hardware_id: str, values: dict) -> None:
-    status = DiagnosticStatus(level=level, name=f'{node.get_name()}: {what}', message=message, hardware_id=hardware_id,
-                              values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
-    msg = DiagnosticArray(status=[status])
-    msg.header.stamp = node.get_clock().now().to_msg()
-    publisher.publish(msg)

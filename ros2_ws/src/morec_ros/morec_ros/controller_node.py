@@ -27,9 +27,10 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from morec.task_spec import load_task_spec
-from morec_ros.common import LEVELS, diagnostics, labelled, matrix
+from morec_ros.common import labelled, matrix
 from morec_ros.control_loop import ControlLoop, shown
 from morec_ros.controller import Controller
+from morec_ros.diagnostics import LEVELS, publish_diagnostics
 from morec_ros.node_main import main_for
 from morec_ros.node_params import PLANNER_CONFIGS, ControllerParams
 from morec_ros.parameters import declare_params
@@ -96,7 +97,7 @@ class ControllerNode(Node):
     def _publish_diagnostics(self):
         with self._lock:
             level, message, metrics = self._loop.status(time.monotonic())
-        diagnostics(self, self._diag_pub, 'controller', LEVELS[level], message, self._controller.describe,
+        publish_diagnostics(self, self._diag_pub, 'controller', LEVELS[level], message, self._controller.describe,
                     {'mode': self._controller.mode, **shown(metrics)})
         self._metrics_pub.publish(labelled(metrics))  # the same figures as numbers, for programs
 

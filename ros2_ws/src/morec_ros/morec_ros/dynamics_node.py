@@ -20,7 +20,8 @@ from std_msgs.msg import Float64, Float64MultiArray
 
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.task_spec import load_task_spec
-from morec_ros.common import MONITOR_QOS, Transitions, bundle_dir, diagnostics, load_dynamics, matrix
+from morec_ros.common import MONITOR_QOS, Transitions, bundle_dir, load_dynamics, matrix
+from morec_ros.diagnostics import publish_diagnostics
 from morec_ros.input_check import InputCheck
 from morec_ros.node_main import main_for
 from morec_ros.node_params import DynamicsParams
@@ -91,7 +92,7 @@ class DynamicsNode(Node):
                   'error_mean': f'{errors.mean():.4f}' if len(errors) else 'nan',
                   'error_p90': f'{np.percentile(errors, 90):.4f}' if len(errors) else 'nan',
                   'error_window': len(errors), 'messages_dropped': dropped, **self._check.dropped}
-        diagnostics(self, self._diag_pub, 'one-step prediction', level, message, self._hardware_id, values)
+        publish_diagnostics(self, self._diag_pub, 'one-step prediction', level, message, self._hardware_id, values)
 
 
 main = main_for(DynamicsNode, 'morec_dynamics')

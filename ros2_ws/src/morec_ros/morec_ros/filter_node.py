@@ -25,7 +25,8 @@ from morec.bundle import read_card
 from morec.monitor import DEFAULT_ALARM_ON, GapMonitor, transition_signals
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.task_spec import load_task_spec
-from morec_ros.common import MONITOR_QOS, Transitions, bundle_dir, diagnostics, load_dynamics, load_reward
+from morec_ros.common import MONITOR_QOS, Transitions, bundle_dir, load_dynamics, load_reward
+from morec_ros.diagnostics import publish_diagnostics
 from morec_ros.input_check import InputCheck
 from morec_ros.node_main import main_for
 from morec_ros.node_params import FilterParams, MonitorParams
@@ -136,7 +137,7 @@ class FilterNode(Node):
                   'gap_warning': gap, 'gap_signals': ' '.join(self._alarms),
                   'transitions_in_warning': seen - self._warn_since if gap else 0,
                   'messages_dropped': dropped, **self._check.dropped}
-        diagnostics(self, self._diag_pub, 'consistency monitor', level, message, self._hardware_id, values)
+        publish_diagnostics(self, self._diag_pub, 'consistency monitor', level, message, self._hardware_id, values)
 
 
 def _mean(values) -> float:

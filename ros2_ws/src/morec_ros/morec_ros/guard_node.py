@@ -19,7 +19,8 @@ from std_msgs.msg import Float64MultiArray
 
 from morec.task_spec import load_task_spec
 from morec_ros.command_guard import CommandGuard
-from morec_ros.common import LEVELS, MONITOR_QOS, diagnostics
+from morec_ros.common import MONITOR_QOS
+from morec_ros.diagnostics import LEVELS, publish_diagnostics
 from morec_ros.node_main import main_for
 from morec_ros.node_params import GuardParams
 from morec_ros.parameters import declare_params
@@ -64,7 +65,7 @@ class GuardNode(Node):
 
     def _publish_diagnostics(self):
         level, message, values = self._guard.status(time.monotonic())
-        diagnostics(self, self._diag_pub, 'command guard', LEVELS[level], message, self._hardware_id, values)
+        publish_diagnostics(self, self._diag_pub, 'command guard', LEVELS[level], message, self._hardware_id, values)
 
 
 main = main_for(GuardNode, 'morec_guard', last_word=True)  # zeros as it stops

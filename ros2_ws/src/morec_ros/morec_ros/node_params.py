@@ -219,12 +219,14 @@ class RecordParams:
     """seconds between chunk flushes: the most a SIGKILL loses"""
     queue_depth: int = 1000
     """messages each subscription buffers while the writer is busy"""
+    diagnostics_period: float = 1.0
+    """seconds between /diagnostics messages (messages written and lost per topic)"""
 
     def __post_init__(self):
         if self.split_size_mb < 0 or self.split_duration < 0:
             raise ValueError('split_size_mb and split_duration must be >= 0')
-        if self.chunk_kb < 1 or not self.flush_period > 0 or self.queue_depth < 1:
-            raise ValueError('chunk_kb, flush_period and queue_depth must be positive')
+        if self.chunk_kb < 1 or not self.flush_period > 0 or self.queue_depth < 1 or not self.diagnostics_period > 0:
+            raise ValueError('chunk_kb, flush_period, queue_depth and diagnostics_period must be positive')
 
 
 NODE_PARAMS = {'morec_sim': SimParams, 'morec_dynamics': DynamicsParams, 'morec_filter': FilterParams,

@@ -18,7 +18,7 @@ from collections import Counter
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -29,6 +29,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from morec.simulator import SimulatedRobot
 from morec.task_spec import VARIANT_KEYS, Variant, load_task_spec
+from morec_ros.diagnostics import publish_diagnostics
 from morec_ros.node_main import main_for
 from morec_ros.node_params import SimParams
 from morec_ros.parameters import declare, declare_params, field_docs
@@ -220,20 +221,17 @@ class SimNode(Node):
             'episode': robot.episode,
             'episode_steps': robot.episode_steps,
             'total_steps': robot.total_steps,
+            # Matched on the publisher's side: who gets the next state (a recorder or controller that is
+            # not counted here yet misses it).
+            'state_subscribers': self._state_pub.get_subscription_count(),
             'commands_received': self._received,
             'commands_clipped': self._clipped,
             'commands_dropped': dropped,
             **{f'commands_dropped_{kind}': count for kind, count in self._dropped.items()},
         }
-        status = DiagnosticStatus(
-            level=DiagnosticStatus.WARN if fresh else DiagnosticStatus.OK,
-            name=f'{self.get_name()}: simulator',
-            message=f'dropped {fresh} malformed commands' if fresh else 'ok',
-            hardware_id=f'{robot.spec.env_id} ({robot.variant.name})',
-            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self._diag_pub.publish(msg)
+        publish_diagnostics(self, self._diag_pub, 'simulator', DiagnosticStatus.WARN if fresh else DiagnosticStatus.OK,
+                            f'dropped {fresh} malformed commands' if fresh else 'ok',
+                            f'{robot.spec.env_id} ({robot.variant.name})', values)
 
 
 main = main_for(SimNode, 'morec_sim')
