@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The recipe search for the dynamics reward: one row per training option of RewardConfig, each trained on
-# the same HalfCheetah medium data and ensemble (bench/halfcheetah_reward.sh's), exported, and measured with
+# the same HalfCheetah medium data and ensemble (bench/reward_pipeline.sh's), exported, and measured with
 # the decisive diagnostics on data from policies and a robot it never saw (bench/reward_decisive.sh).
 # About 20-30 minutes per row on one busy core; finished rows are skipped, trained rewards are not retrained.
 # Reports in docs/results/reward_recipe/ (along_policy_rollouts/: the filter along the shipped offline policy's model

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make the shipped default bundle models/halfcheetah/ from the benchmark's default run
-# (bench/halfcheetah_reward.sh), built for the 50 ms control period:
+# (bench/reward_pipeline.sh), built for the 50 ms control period:
 #   - the ensemble's 5 elites only (the filter never uses the other 2 members);
 #   - one discriminator a quarter of the teacher's width, distilled from 5 of the 40 reward snapshots
 #     (`morec distill-reward --snapshots 5 --width 0.25 --steps 4000`; the ablation table of docs/results.md
@@ -14,7 +14,7 @@ SRC=artifacts/bench/halfcheetah/reward_$NAME
 DST=models/halfcheetah
 PY=.venv/bin/python
 [ -f $SRC/report.json ] || DISTILL_FROM=default TEACHER_SNAPSHOTS=5 NAME=$NAME SWEEP=1 \
-  EXTRA="--width 0.25 --steps 4000" bash bench/halfcheetah_reward.sh
+  EXTRA="--width 0.25 --steps 4000" bash bench/reward_pipeline.sh
 work=$(mktemp -d)
 cp $SRC/ensemble.pt $SRC/dynamics_reward.pt $SRC/card.json "$work/"
 $PY -m morec.cli export --bundle "$work"

@@ -1,4 +1,4 @@
-"""Markdown tables from the HalfCheetah dynamics-reward reports (bench/halfcheetah_reward.sh).
+"""Markdown tables from the HalfCheetah dynamics-reward reports (bench/reward_pipeline.sh).
 
     .venv/bin/python bench/summarize_reward.py artifacts/bench/halfcheetah
 """

@@ -5,7 +5,8 @@ import dataclasses
 import pytest
 
 from morec.behavior import SACConfig
-from morec.cli import main, parse
+from morec.cli import main
+from morec.commands import parse
 from morec.dynamics_reward import DistillConfig, RewardConfig
 from morec.ensemble import EnsembleConfig
 from morec.offline_rl import OfflineRLConfig

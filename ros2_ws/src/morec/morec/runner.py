@@ -274,11 +274,16 @@ def _stop_all(running: dict[str, subprocess.Popen], timeout: float, out: _Output
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="morec up", description="Start the ROS 2 nodes of a launch config.")
+    parser = argparse.ArgumentParser(prog="morec up", description="Start the ROS 2 nodes of a launch config as "
+                                     "processes (Ctrl-C stops them).")
     parser.add_argument("config", help="config name in launch/configs (full, sim_only, robot_only) or a YAML path")
-    parser.add_argument("--task", help="the task every node runs (a name or spec path); default: the config's")
+    parser.add_argument("--task", help="the task every node runs (a name or spec path), with "
+                        "launch/params/tasks/<task>.yaml when there is one (default: the task of the config's "
+                        "parameter files, launch/params/stack.yaml's)")
     parser.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID for all nodes")
-    parser.add_argument("--one-process", action="store_true", help="run the nodes in one process (morec_stack)")
+    parser.add_argument("--one-process", action="store_true",
+                        help="run the nodes together in one process (morec_stack, an executor thread per node), "
+                        "each with its own name and parameters, instead of one process per node")
     args = parser.parse_args(argv)
     return up(args.config, args.domain_id, task=args.task, one_process=args.one_process)
 

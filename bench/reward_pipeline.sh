@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# The experiment behind the "does the filter help?" table of docs/results.md, from shipped behaviour policies
-# to the diagnostics report. About 1 h on 2 cores; results in artifacts/bench/halfcheetah/.
-#   bash bench/halfcheetah_reward.sh            # the default configuration
-#   EXTRA="--noise-negatives 0.5" NAME=noise bash bench/halfcheetah_reward.sh   # an ablation (reuses data + ensemble)
-#   DISTILL_FROM=default TEACHER_SNAPSHOTS=5 NAME=distilled bash bench/halfcheetah_reward.sh   # one net for 5 snapshots
+# Data, ensemble, dynamics reward and its diagnostics report for one task, from its shipped behaviour policies:
+# the experiment behind the "does the filter help?" table of docs/results.md (HalfCheetah, the default).
+# About 1 h on 2 cores; results in artifacts/bench/<task>/.
+#   bash bench/reward_pipeline.sh            # HalfCheetah, the default configuration
+#   TASK=hopper bash bench/reward_pipeline.sh
+#   EXTRA="--noise-negatives 0.5" NAME=noise bash bench/reward_pipeline.sh   # an ablation (reuses data + ensemble)
+#   DISTILL_FROM=default TEACHER_SNAPSHOTS=5 NAME=distilled bash bench/reward_pipeline.sh   # one net for 5 snapshots
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MOREC="${MOREC:-.venv/bin/python -m morec.cli}"
-OUT=artifacts/bench/halfcheetah
+TASK="${TASK:-halfcheetah}"
+OUT=artifacts/bench/$TASK
 NAME="${NAME:-default}"
 THREADS="${THREADS:-1}"
 mkdir -p "$OUT"
 
-# Training data (the SAC checkpoint closest to a third of the D4RL expert return: sac_50000, return 3529) and
-# evaluation data (held-out medium episodes, the best shipped checkpoint, uniform random actions, and more).
-MOREC="$MOREC" bash bench/task_data.sh halfcheetah
+# Training data (the SAC checkpoint closest to a third of the D4RL expert return) and evaluation data
+# (held-out medium episodes, the best shipped checkpoint, uniform random actions, and more).
+MOREC="$MOREC" bash bench/task_data.sh "$TASK"
 
 # The ensemble is shared by every reward variant.
 [ -f $OUT/ensemble/ensemble.pt ] || $MOREC train-dynamics --data $OUT/medium.npz --bundle $OUT/ensemble \
