@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The data of the benchmarks of one task, from its shipped behaviour policies; each file only when missing.
 # Seconds to a few minutes each. Under artifacts/bench/<task>/:
-#   medium.npz              training data: 300k transitions of the task's medium checkpoint (below)
+#   medium.npz              training data: 300k transitions of the task's shipped medium checkpoint (the one
+#                           closest to a third of the best one's return; models/README.md)
 #   medium_eval.npz         evaluation, 50k each: held-out medium episodes,
 #   expert_eval.npz         the best shipped checkpoint,
 #   random_eval.npz         uniform random actions,
@@ -14,14 +15,8 @@ TASK="${1:-halfcheetah}"
 MOREC="${MOREC:-.venv/bin/python -m morec.cli}"
 BEHAVIOR=models/behavior/$TASK
 OUT=artifacts/bench/$TASK
-# The medium checkpoint: the shipped one closest to a third of the D4RL expert return (models/README.md).
-case "$TASK" in
-  halfcheetah) MEDIUM=sac_50000.zip ;;   # return 3529
-  hopper) MEDIUM=sac_25000.zip ;;
-  *) echo "bench/task_data.sh: no medium checkpoint named for task $TASK" >&2; exit 2 ;;
-esac
 mkdir -p $OUT
-medium="--level medium --checkpoint $MEDIUM --behavior $BEHAVIOR"
+medium="--level medium --behavior $BEHAVIOR"
 [ -f $OUT/medium.npz ] || $MOREC collect --task $TASK $medium --steps 300000 --seed 0 --out $OUT/medium.npz
 [ -f $OUT/medium_eval.npz ] || $MOREC collect --task $TASK $medium --steps 50000 --seed 300 \
   --out $OUT/medium_eval.npz
