@@ -59,11 +59,12 @@ def test_realtime_demo_keeps_the_control_rate(tmp_path):
     s, _ = run_demo(tmp_path, "realtime", fresh_domain())
     c = s["control"]
     assert s["steps"] >= 1 and s["mode"] == "realtime"
-    # The sim steps on the wall clock; the controller commands at least once per period and at most twice,
-    # planner or not: each plan's action when it is ready, and the timer's (the latest plan's next action)
-    # when the period's own plan had not answered by the tick.
-    assert c["real_time_factor"] == pytest.approx(1.0, rel=0.2)
-    assert 0.8 * c["nominal_rate_hz"] <= c["achieved_rate_hz"] <= 2.0 * c["nominal_rate_hz"]
+    # The sim steps on the wall clock, never ahead of it (behind it only as far as a loaded machine delays its
+    # timer); the controller commands at least once per step of the robot and at most twice, planner or not:
+    # each plan's action when it is ready, and the timer's (the latest plan's next action) when the period's
+    # own plan had not answered by the tick.
+    assert 0.5 <= c["real_time_factor"] <= 1.1
+    assert 0.8 * s["steps"] <= c["commands"] <= 2.0 * s["steps"]
 
 
 def test_demo_fails_when_a_node_cannot_start(tmp_path):
