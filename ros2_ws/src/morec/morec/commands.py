@@ -369,6 +369,9 @@ def cmd_collect(args: Collect) -> int:
 
     task = load_task_spec(args.task)
     torch.manual_seed(args.seed)  # the SAC policies sample their actions with torch
+    # One small batch per step (8 rows): a second thread only waits on the first, and on a busy machine that
+    # made each call 48 ms instead of 1.3.
+    torch.set_num_threads(1)
 
     def checkpoint(level: str) -> dict:
         if args.checkpoint:
