@@ -25,8 +25,8 @@ def demo(tmp_path, mode, domain, *extra):
                           env=dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST"))
 
 
-def run_demo(tmp_path, mode, domain):
-    proc = demo(tmp_path, mode, domain)
+def run_demo(tmp_path, mode, domain, *extra):
+    proc = demo(tmp_path, mode, domain, *extra)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     stem = tmp_path / f"inverted_pendulum_nominal_{mode}"
     assert stem.with_suffix(".png").stat().st_size > 10_000
@@ -35,14 +35,19 @@ def run_demo(tmp_path, mode, domain):
 
 
 def test_lockstep_demo_balances_and_reports(tmp_path):
-    s, out = run_demo(tmp_path, "lockstep", fresh_domain())
+    # The watchdog's limit raised from 5 periods to 50: a loaded machine that stalls the sim for 0.2 s is not
+    # a robot that stopped answering (test_controller_safety tests the watchdog).
+    s, out = run_demo(tmp_path, "lockstep", fresh_domain(), "--controller", "stale_periods=50")
     c, r = s["control"], s["consistency"]
     assert (s["task"], s["mode"], s["variant"], s["max_steps"]) == ("inverted_pendulum", "lockstep", "nominal", STEPS)
     assert s["normalized_score"] is None  # D4RL has no pendulum
     # Lockstep: one command and one fresh plan per step, and nothing acts without a fresh state.
     assert 50 <= s["steps"] <= STEPS and c["commands"] == s["steps"] and c["stale_events"] == 0
     assert s["episode_return"] >= 5 * random_return(episode_length=STEPS)
-    assert 0 < c["achieved_rate_hz"] == pytest.approx(c["plan_rate_hz"])
+    # One plan per command; the plan goes out after its command, so the episode's last one may land after the
+    # last state, outside the window both rates count over.
+    plans_in_window = round(c["plan_rate_hz"] * c["wall_s"])
+    assert c["achieved_rate_hz"] > 0 and c["commands"] - 1 <= plans_in_window <= c["commands"]
     assert c["nominal_rate_hz"] == 25.0 and c["plans"] >= s["steps"]
     assert 0 <= c["latency_p50_ms"] <= c["latency_p99_ms"] and 0 <= c["deadline_misses"] <= c["plans"]
     # Every transition scored by the filter (a node that joined the graph late may miss the very first),

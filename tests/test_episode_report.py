@@ -32,9 +32,12 @@ def recording() -> Recording:
     for k in range(7):
         rec.plans.append(k * PERIOD + 9 * MS)
         rec.commands.append(k * PERIOD + 10 * MS)
-        if k < 6:  # the filter on the command: the next state predicted 0.1 off, the transition into state k scored
-            rec.predictions.append((k * PERIOD + 15 * MS, obs[min(k + 1, 5)] + np.eye(SPEC.obs_dim)[0] * 0.1))
-            rec.scores.append((k * PERIOD + 20 * MS, [1.0 + 0.01 * k, REAL[k - 1] if k else float("nan")]))
+        if k < 6:  # the filter on the command: the next state predicted 0.1 off, the transition into state k scored;
+            # a busy filter answers a period late, after the next command (the score names the one it answers)
+            late = PERIOD if k % 2 else 0
+            rec.predictions.append((k * PERIOD + 15 * MS + late, obs[min(k + 1, 5)] + np.eye(SPEC.obs_dim)[0] * 0.1))
+            rec.scores.append((k * PERIOD + 20 * MS + late, [1.0 + 0.01 * k, REAL[k - 1] if k else float("nan"),
+                                                             (k * PERIOD + 10 * MS) * 1e-9]))
     rec.end = 6
     rec.returns.append(sum(REWARDS))
     rec.metrics += [(3 * PERIOD, dict(METRICS, plans=3)), (6 * PERIOD + 30 * MS, METRICS)]
@@ -66,7 +69,7 @@ def test_the_summary_of_a_recorded_episode(tmp_path, capsys):
     assert (r["transitions"], r["threshold"], r["min"]) == (5, THRESHOLD, 0.2)
     assert r["mean"] == pytest.approx(np.mean(REAL))
     assert r["share_below_threshold"] == pytest.approx(np.mean(np.array(REAL) < THRESHOLD)) == pytest.approx(0.4)
-    assert sorted(ep.selected) == [1, 2, 3, 4, 5] and ep.selected[1] == 1.0
+    assert ep.selected == {k + 1: 1.0 + 0.01 * k for k in range(5)}
     assert s["prediction"] == {"pairs": 5, "one_step_error_mean": pytest.approx(0.1)}
     assert s["monitor"] == {"warned": True, "first_warning_at_transition": 4,
                             "signals": ["disagreement", "real_score"],

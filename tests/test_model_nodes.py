@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -92,7 +93,8 @@ def test_dynamics_and_filter_nodes_predict_score_and_detect_a_gap(tmp_path):
             transition()
         layout = candidates[-1].layout.dim
         assert [(d.label, d.size) for d in layout] == [("candidates", 10), ("state", 4)]
-        assert len(predictions[-1].data) == 4 and len(scores[-1].data) == 2
+        assert len(predictions[-1].data) == 4 and len(scores[-1].data) == 3
+        assert abs(scores[-1].data[2] - time.time()) < 5.0  # the answered command's send time
         consistent_error = np.mean([m.data for m in errors])
         consistent = client.spin_until(lambda: int(status("morec_filter")[2].get("transitions", 0)) >= WINDOW, 15.0)
         assert consistent and status("morec_filter")[0] == DiagnosticStatus.OK, status("morec_filter")

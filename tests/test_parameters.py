@@ -77,6 +77,14 @@ def test_given_values_build_the_dataclass(context):
     node.destroy_node()
 
 
+def test_a_float_parameter_takes_a_whole_number(context):
+    node = node_with(context, gain=2)  # `gain: 2` in a YAML file: an integer to ROS
+    params = declare_params(node, Example)
+    assert params.inner.gain == 2.0 and type(params.inner.gain) is float
+    assert node.describe_parameter("gain").type == Parameter.Type.DOUBLE.value
+    node.destroy_node()
+
+
 def test_start_up_defaults_replace_the_dataclass_ones(context):
     node = node_with(context, name="given")
     params = declare_params(node, Example, {"name": "calibrated", "steps": 9})

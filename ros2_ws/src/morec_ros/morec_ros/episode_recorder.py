@@ -33,7 +33,8 @@ class Recording:
     commands: list = field(default_factory=list)  # sent
     plans: list = field(default_factory=list)  # sent
     predictions: list = field(default_factory=list)  # (sent, predicted observation)
-    scores: list = field(default_factory=list)  # (sent, [r_D of the selected candidate, of the real transition])
+    scores: list = field(default_factory=list)  # (sent, [r_D of the selected candidate, of the real transition,
+    #                                                    the answered command's send time in s])
     returns: list = field(default_factory=list)  # episode returns, as the sim reports them
     metrics: list = field(default_factory=list)  # (sent, the controller's metrics by name)
     monitor: list = field(default_factory=list)  # the filter's diagnostics (key -> value)
@@ -56,15 +57,26 @@ def episode(rec: Recording) -> Episode:
     # The state each command answers; -1 for commands of the next episode.
     cmd_k = np.where(cmd_t < after, np.searchsorted(sent, cmd_t, side='right') - 1, -1)
 
-    def state_of(messages):
+    def state_of(messages):  # by the latest command sent before each message
         j = np.searchsorted(cmd_t, [t for t, _ in messages], side='right') - 1
         return [int(cmd_k[i]) if i >= 0 else -1 for i in j]
 
+    def answered(scores):  # by the command each score names: its send time in float seconds, to within 1 us
+        ks = []
+        for _, score in scores:
+            gap = np.abs(cmd_t - score[2] * 1e9)
+            i = int(np.argmin(gap)) if len(gap) else -1
+            ks.append(int(cmd_k[i]) if i >= 0 and gap[i] < 1e3 else -1)
+        return ks
+
     last = len(states) - 1
+    score_k = answered(rec.scores)
+    # The filter publishes a prediction and then a score for each command: in pairs, in order.
+    prediction_k = score_k if len(rec.predictions) == len(rec.scores) else state_of(rec.predictions)
     # Later messages for the same state replace earlier ones: the robot acts on the latest command.
-    predicted = {k + 1: p for k, (_, p) in zip(state_of(rec.predictions), rec.predictions) if 0 <= k < last}
-    selected = {k + 1: s[0] for k, (_, s) in zip(state_of(rec.scores), rec.scores) if 0 <= k < last}
-    real = {k: s[1] for k, (_, s) in zip(state_of(rec.scores), rec.scores)
+    predicted = {k + 1: p for k, (_, p) in zip(prediction_k, rec.predictions) if 0 <= k < last}
+    selected = {k + 1: s[0] for k, (_, s) in zip(score_k, rec.scores) if 0 <= k < last}
+    real = {k: s[1] for k, (_, s) in zip(score_k, rec.scores)
             if 1 <= k <= last and np.isfinite(s[1])}  # the transition into state k
 
     def during(times):  # how many were sent while the episode ran

@@ -2,8 +2,9 @@
 
 For every command sent in a state it runs one FilteredDynamics step (the same candidate draw,
 r_D scoring and selection the planner uses) and publishes the selected next observation on
-/morec/prediction and [r_D of the selected candidate, r_D of the last real transition] on
-/morec/dynamics_reward. Every real transition (s, a, s') the robot makes feeds the gap monitor
+/morec/prediction and [r_D of the selected candidate, r_D of the last real transition, the command's
+send time in s] on /morec/dynamics_reward (the time names the command both answer, however late).
+Every real transition (s, a, s') the robot makes feeds the gap monitor
 (morec.monitor): its r_D, the elite-mean prediction's one-step error and the ensemble's
 disagreement, each averaged over the last `monitor_window` transitions. While a monitored signal is
 beyond its threshold the node reports WARN in /diagnostics: the model no longer describes this robot.
@@ -93,7 +94,8 @@ class FilterNode(Node):
         step = self._model.step(obs[None], command[None], self._rng)
         self._selected.append(float(step.score[0]))
         self._pred_pub.publish(Float64MultiArray(data=step.next_obs[0].astype(np.float64).tolist()))
-        self._score_pub.publish(Float64MultiArray(data=[float(step.score[0]), self._last_real]))
+        self._score_pub.publish(Float64MultiArray(data=[float(step.score[0]), self._last_real,
+                                                        info['source_timestamp'] * 1e-9]))
         # The step's elite-mean prediction comes back with the transition: the monitor needs no second ensemble call.
         self._monitor_real(self._transitions.command(command, info['source_timestamp'], step))
 

@@ -22,10 +22,15 @@ from pathlib import Path
 
 import yaml
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.parameter import Parameter
 
 
 def declare(node, name, default, description):
-    """Declare one parameter with its description and return its value."""
+    """Declare one parameter with its description and return its value. A float parameter takes a whole number
+    too (`stale_periods: 50` in a YAML file or on the command line), which ROS alone refuses as an integer."""
+    given = node._parameter_overrides.get(name)  # rclpy keeps the overrides there until they are declared
+    if isinstance(default, float) and given is not None and given.type_ == Parameter.Type.INTEGER:
+        node._parameter_overrides[name] = Parameter(name, value=float(given.value))
     return node.declare_parameter(name, default, ParameterDescriptor(description=description)).value
 
 
