@@ -40,8 +40,9 @@ METHODS = {"mopo": ("mopo", False, []), "morec-mopo": ("mopo", True, []), "mobil
            # the disagreement-ended control on the same (recipe) ensemble
            "reward/mopo-disagreement-end": ("mopo", False, [*ENDED_LONG, "--end-quantile", "0.99"],
                                             RECIPE_BUNDLE.format("multistep_h50"))}
-# dataset name -> (data file, bundle, level); data files come from bench/reward_pipeline.sh.
-DATASETS = {"halfcheetah-medium": ("artifacts/bench/halfcheetah/medium.npz", "models/halfcheetah", "medium")}
+# dataset name -> (data file, bundle, level); data files come from bench/task_data.sh <task>.
+DATASETS = {"halfcheetah-medium": ("artifacts/bench/halfcheetah/medium.npz", "models/halfcheetah", "medium"),
+            "hopper-medium": ("artifacts/bench/hopper/medium.npz", "models/hopper", "medium")}
 
 
 def cell_command(method: str, dataset: str, seed: int, steps: int, extra: list[str], root: Path, threads: int,
