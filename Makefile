@@ -75,9 +75,14 @@ bench: setup $(BENCH_STAMP)
 bench-offline: setup
 	bash bench/task_data.sh halfcheetah
 	$(PY) bench/sac_speed.py
-	$(PY) bench/offline_grid.py --methods morec-mopo mopo mopo-disagreement-end mobile morec-mobile --seeds 0 1 2
-	$(PY) bench/offline_grid.py --methods mopo-true-dynamics sensitivity/mopo-disagreement-end-q999 --seeds 0
-	$(PY) bench/offline_grid.py --methods sensitivity/mopo-disagreement-end-q95 --seeds 0 1 2
+	$(PY) bench/offline_grid.py --datasets halfcheetah-medium \
+	  --methods morec-mopo mopo mopo-disagreement-end mobile morec-mobile --seeds 0 1 2
+	$(PY) bench/offline_grid.py --datasets halfcheetah-medium \
+	  --methods mopo-true-dynamics sensitivity/mopo-disagreement-end-q999 --seeds 0
+	$(PY) bench/offline_grid.py --datasets halfcheetah-medium --methods sensitivity/mopo-disagreement-end-q95 \
+	  --seeds 0 1 2
+	bash bench/task_data.sh hopper
+	$(PY) bench/offline_grid.py --datasets hopper-medium --methods mopo morec-mopo mopo-disagreement-end --seeds 0 1 2
 	bash bench/offline_reward_experiment.sh
 	bash bench/d3rlpy_setup.sh
 	for seed in 0 1 2; do for algo in bc td3bc iql; do .venv-d3rlpy/bin/python bench/d3rlpy_baselines.py \
