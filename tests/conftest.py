@@ -18,6 +18,10 @@ TINY_ENSEMBLE = EnsembleConfig(hidden=(64, 64), weight_decay=(2.5e-5, 5e-5, 1e-4
 TINY_REWARD = RewardConfig(iterations=600, keep_snapshots=30, snapshot_stride=3, calibration_size=512)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "multiprocess: starts ROS 2 nodes as processes (tests/rosproc.py)")
+
+
 @pytest.fixture(scope="session")
 def pendulum_data():
     return rollout_dataset(load_task_spec("inverted_pendulum"), None, 3000, seed=0, policy_name="random",
