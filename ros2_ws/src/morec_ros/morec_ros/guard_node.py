@@ -68,7 +68,7 @@ class GuardNode(Node):
         publish_diagnostics(self, self._diag_pub, 'command guard', LEVELS[level], message, self._hardware_id, values)
 
 
-main = main_for(GuardNode, 'morec_guard', last_word=True)  # zeros as it stops
+main = main_for(GuardNode, 'morec_guard')
 
 if __name__ == '__main__':
     sys.exit(main())

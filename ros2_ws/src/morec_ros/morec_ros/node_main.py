@@ -21,23 +21,21 @@ from morec_ros.parameters import reject_undeclared_parameters
 START_ERRORS = (ModelFileError, TaskSpecError, ParameterException, ValueError)
 
 
-def main_for(node_class, name: str, last_word: bool = False):
-    """A node's main(): a node that cannot start says why (FATAL, no traceback) and exits with 1.
+def main_for(node_class, name: str):
+    """A node's main(): a node that cannot start says why (FATAL, no traceback) and exits with 1; SIGINT and
+    SIGTERM stop it cleanly.
 
-    With `last_word` the node can still publish in destroy_node() after SIGINT or SIGTERM: rclpy's own
-    handlers would shut the context down first, so the signals only set a flag that the spin loop checks
-    between callbacks (an exception raised at an arbitrary point inside the executor could leave it
-    unable to stop cleanly).
+    The signals only set a flag that the spin loop checks between callbacks. rclpy's own handlers shut the
+    context down from another thread and raise KeyboardInterrupt wherever the main thread happens to be,
+    inside the executor too; a sim node stopped that way once ignored SIGINT and SIGTERM until SIGKILL.
+    With the flag the node also can still publish in destroy_node() (the command guard's last zeros).
     """
 
     def main(args=None):
         stop = threading.Event()
-        if last_word:
-            rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: stop.set())
-        else:
-            rclpy.init(args=args)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
         try:
             node = node_class()
             reject_undeclared_parameters(node)
@@ -45,21 +43,13 @@ def main_for(node_class, name: str, last_word: bool = False):
             get_logger(name).fatal(f'cannot start: {e}')
             rclpy.try_shutdown()
             return 1
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
         try:
-            if last_word:
-                executor = SingleThreadedExecutor()
-                executor.add_node(node)
-                while not stop.is_set() and rclpy.ok():
-                    executor.spin_once(timeout_sec=0.05)
-            else:
-                rclpy.spin(node)
-        except (KeyboardInterrupt, ExternalShutdownException):
+            while not stop.is_set() and rclpy.ok():
+                executor.spin_once(timeout_sec=0.05)
+        except ExternalShutdownException:
             pass
-        except Exception:
-            # Under load, rclpy can fail to take a message that arrived as Ctrl-C closed the context
-            # (the executor raises from take_message): that is a clean stop, anything else is not.
-            if rclpy.ok():
-                raise
         finally:
             node.destroy_node()
             rclpy.try_shutdown()
