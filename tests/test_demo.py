@@ -50,11 +50,8 @@ def test_lockstep_demo_balances_and_reports(tmp_path):
     assert c["achieved_rate_hz"] > 0 and c["commands"] - 1 <= plans_in_window <= c["commands"]
     assert c["nominal_rate_hz"] == 25.0 and c["plans"] >= s["steps"]
     assert 0 <= c["latency_p50_ms"] <= c["latency_p99_ms"] and 0 <= c["deadline_misses"] <= c["plans"]
-    # Every transition scored by the filter (a node that joined the graph late may miss the very first),
-    # within r_D's range [0.31, 1.32].
-    # The demo assigns each score to the latest command sent before it: when the filter node lags a
-    # step behind on a loaded machine, two land on one state and one is lost (the node's own pairing
-    # is exact: test_transitions). Most of the episode must be scored all the same.
+    # Scores are paired with states by the command each names (tests/test_episode_report.py), within r_D's range
+    # [0.31, 1.32]. A filter node that joined the graph late misses the first steps: most must be scored.
     assert r["transitions"] >= 0.85 * s["steps"] and s["prediction"]["pairs"] >= 0.85 * s["steps"]
     assert 0.31 <= r["min"] <= r["mean"] <= 1.32 and 0 <= r["share_below_threshold"] <= 1
     assert "episode return" in out and "consistency r_D" in out
