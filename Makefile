@@ -88,6 +88,9 @@ bench-offline: setup
 	for seed in 0 1 2; do for algo in bc td3bc iql; do .venv-d3rlpy/bin/python bench/d3rlpy_baselines.py \
 	  --algo $$algo --task halfcheetah --data artifacts/bench/halfcheetah/medium.npz --dataset-name medium \
 	  --seed $$seed --steps 100000 --out docs/results/offline/halfcheetah-medium/$${algo}_seed$$seed.json; done; done
+	for seed in 0 1 2; do for algo in td3bc iql; do .venv-d3rlpy/bin/python bench/d3rlpy_baselines.py \
+	  --algo $$algo --task hopper --data artifacts/bench/hopper/medium.npz --dataset-name medium \
+	  --seed $$seed --steps 100000 --out docs/results/offline/hopper-medium/$${algo}_seed$$seed.json; done; done
 	.venv-d3rlpy/bin/python bench/d3rlpy_baselines.py --algo cql --task halfcheetah \
 	  --data artifacts/bench/halfcheetah/medium.npz --dataset-name medium --seed 0 --steps 10000 --eval-every 2000 \
 	  --note "reduced budget: about 4-6 steps/s on one CPU thread" --out docs/results/offline/halfcheetah-medium/cql_seed0.json
