@@ -12,9 +12,10 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 INT8=artifacts/bench/precision/halfcheetah_int8
 if [ ! -f "$INT8/ensemble.onnx" ]; then
-  # The whole bundle, with its ensemble replaced by the int8 copy (reward, policy and card unchanged).
+  # The whole bundle with the int8 copy as its ensemble (reward, policy and card unchanged). The copy is written
+  # last and atomically, so an interrupted run never leaves the fp32 ensemble here to be taken for int8.
   mkdir -p "$INT8"
-  cp models/halfcheetah/* "$INT8/"
+  for f in models/halfcheetah/*; do [ "$(basename "$f")" = ensemble.onnx ] || cp "$f" "$INT8/"; done
   $PY -c "from morec.runtime import reduced_precision_copy as c; c('models/halfcheetah/ensemble.onnx', '$INT8/ensemble.onnx', 'int8')"
 fi
 for mode in ${MODES:-lockstep}; do
