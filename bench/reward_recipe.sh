@@ -29,9 +29,11 @@ declare -A ROWS=(
   [multistep_h100]="--multistep-negatives 0.5 --multistep-horizon 100"
   [multistep_all_h50]="--multistep-negatives 1.0 --multistep-horizon 50"
   [multistep_h50_longer]="--multistep-negatives 0.5 --multistep-horizon 50 --iterations 20000"
+  # GAIL with the model as a policy over 50-step rollouts, updated by policy gradient every 10 iterations
+  [gail_pg_h50]="--generator-update policy_gradient --multistep-negatives 0.5 --multistep-horizon 50 --multistep-refresh 10"
 )
 ORDER=(default delta multistep r1 input_noise delta_multistep longer multistep_h25 multistep_h50 multistep_h100
-       multistep_all_h50 multistep_h50_longer)
+       multistep_all_h50 multistep_h50_longer gail_pg_h50)
 [ $# -gt 0 ] && ORDER=("$@")
 
 bash bench/task_data.sh halfcheetah

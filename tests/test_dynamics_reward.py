@@ -142,6 +142,7 @@ QUICK = dict(iterations=100, batch_size=64, snapshot_every=50, snapshot_stride=1
     dict(multistep_negatives=0.5, multistep_refresh=30),
     dict(delta_scaling="delta", gradient_penalty=1.0, input_noise=0.05, noise_negatives=0.25,
          multistep_negatives=0.25, multistep_horizon=3, multistep_refresh=7),
+    dict(generator_update="policy_gradient", multistep_negatives=0.5, multistep_horizon=5, multistep_refresh=10),
 ])
 def test_each_training_option_trains_a_reward(option, pendulum_data, tiny_ensemble, tmp_path):
     import csv
@@ -166,7 +167,9 @@ def test_options_are_checked():
     from morec.dynamics_reward import RewardConfig
 
     for bad in (dict(delta_scaling="position"), dict(noise_negatives=0.6, multistep_negatives=0.5),
-                dict(gradient_penalty=-1.0), dict(multistep_horizon=0), dict(calibrate_on="nothing")):
+                dict(gradient_penalty=-1.0), dict(multistep_horizon=0), dict(calibrate_on="nothing"),
+                dict(generator_update="evolution", multistep_negatives=0.5),
+                dict(generator_update="policy_gradient")):  # its rollouts are the multistep negatives
         with pytest.raises(ValueError):
             RewardConfig(**bad)
 
@@ -263,3 +266,88 @@ def test_multistep_negatives_follow_consecutive_actions_of_one_episode():
     np.testing.assert_array_equal(s[0], data.observations[a[0]])  # from recorded states
     np.testing.assert_array_equal(s[1:], s_next[:-1])  # then on the model's own states
     assert np.abs(s_next[-1] - data.next_observations[a[-1]]).max() > 0.1  # the model's, not the recorded ones
+
+
+def _chain_data(n_episodes=20, length=30, seed=0):
+    """1-d states, episodes of `length` steps, s' = s + a."""
+    from morec.dataset import Dataset
+
+    rng = np.random.default_rng(seed)
+    n = n_episodes * length
+    obs = rng.standard_normal((n, 1)).astype(np.float32)
+    act = rng.uniform(-1, 1, (n, 1)).astype(np.float32)
+    ends = np.arange(n) % length == length - 1
+    return Dataset(obs, act, np.zeros(n, np.float32), obs + act, np.zeros(n, bool), ends, {"env_id": "test"})
+
+
+def test_generator_rollouts_draw_each_step_from_the_member_they_record():
+    from morec.dynamics_reward import generator_rollouts
+    from morec.ensemble import EnsembleConfig, EnsembleDynamics
+
+    data = _chain_data()
+    model = EnsembleDynamics(1, 1, EnsembleConfig(members=3, elites=2, hidden=(8,), weight_decay=(0.0, 0.0)))
+    torch.manual_seed(0)
+    out = generator_rollouts(data, model, horizon=6, rollouts=10, rng=np.random.default_rng(0))
+    assert out["obs"].shape == out["next_obs"].shape == (6, 10, 1) and out["members"].shape == (6, 10)
+    torch.testing.assert_close(out["obs"][1:], out["next_obs"][:-1])  # on its own states after the first
+    with torch.no_grad():
+        mean, logvar = model(out["obs"].reshape(60, 1), out["act"].reshape(60, 1))
+    rows, who = torch.arange(60), out["members"].reshape(-1)
+    z = (out["next_obs"] - out["obs"]).reshape(60) - mean[who, rows, 0]
+    z = z / torch.exp(0.5 * logvar[who, rows, 0])
+    assert z.abs().max() < 6  # each drawn change is a plausible sample of the member named for it
+    assert 0.5 < z.std() < 1.5
+
+
+def test_policy_gradient_steps_move_the_generator_towards_what_the_reward_pays():
+    """A reward that pays for a larger next state: REINFORCE must raise the generator's predicted change, and a
+    reward that pays nothing must leave the mean where the NLL-free loss has no reason to move it."""
+    from morec.dynamics_reward import generator_rollouts, policy_gradient_loss
+    from morec.ensemble import EnsembleConfig, EnsembleDynamics
+
+    data = _chain_data()
+    torch.manual_seed(0)
+    model = EnsembleDynamics(1, 1, EnsembleConfig(members=2, elites=2, hidden=(16,), weight_decay=(0.0, 0.0)))
+    obs, act = torch.from_numpy(data.observations), torch.from_numpy(data.actions)
+    with torch.no_grad():
+        before = model(obs, act)[0][..., 0].mean().item()
+    opt = torch.optim.Adam(model.mlp.parameters(), lr=1e-2)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        pool = generator_rollouts(data, model, horizon=5, rollouts=64, rng=rng)
+        rewards = (pool["next_obs"] - pool["obs"])[..., 0]  # pays for the change the generator drew
+        loss = policy_gradient_loss(model, pool, rewards, discount=0.9, entropy_coef=0.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        after = model(obs, act)[0][..., 0].mean().item()
+    assert after > before + 0.5
+
+
+def test_policy_gradient_loss_weights_by_the_discounted_reward_to_go():
+    """Two rollouts, two steps, one member with a fixed unit Gaussian: the gradient of the loss with respect to
+    the predicted mean is -advantage * (s' - s - mean) / N per step, with the advantage from reward-to-go."""
+    from morec.dynamics_reward import policy_gradient_loss
+
+    class Fixed(torch.nn.Module):
+        obs_dim = 1
+
+        def __init__(self):
+            super().__init__()
+            self.mu = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, obs, act):
+            mean = self.mu.expand(1, len(obs), 1)
+            return torch.cat([mean, torch.zeros_like(mean)], -1), torch.zeros(1, len(obs), 2)
+
+    model = Fixed()
+    change = torch.tensor([[1.0, -1.0], [2.0, 0.0]])  # [H=2, N=2]
+    pool = {"obs": torch.zeros(2, 2, 1), "act": torch.zeros(2, 2, 1), "next_obs": change[..., None],
+            "members": torch.zeros(2, 2, dtype=torch.long)}
+    rewards = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    policy_gradient_loss(model, pool, rewards, discount=0.5, entropy_coef=0.0).backward()
+    to_go = torch.tensor([[1.0, 0.5], [0.0, 1.0]])
+    adv = (to_go - to_go.mean(1, keepdim=True)) / (to_go.std(1, keepdim=True) + 1e-8)
+    expected = -(adv * change).sum() / 4
+    assert model.mu.grad.item() == pytest.approx(expected.item(), rel=1e-5)

@@ -32,6 +32,9 @@ from .nn import MinMaxScaler, StackedMLP, Standardizer
 from .rollout import FilterConfig, FilteredDynamics
 
 DELTA_SCALINGS = ("state", "delta")
+GENERATOR_UPDATES = ("reparameterised", "policy_gradient")
+#: The fewest rollouts a policy-gradient step averages over: its baseline is a mean over rollouts per step.
+MIN_PG_ROLLOUTS = 64
 
 
 @dataclass
@@ -66,6 +69,15 @@ class RewardConfig:
     multistep_negatives: float = 0.0
     multistep_horizon: int = 10
     multistep_refresh: int = 100
+    #: How the generator chases D. "reparameterised": a gradient step through its one-step samples at data
+    #: states every iteration. "policy_gradient": GAIL with the generator as the agent (state (s, a), action s'):
+    #: every multistep_refresh iterations it rolls out from data states along recorded actions for
+    #: multistep_horizon steps, earns log D per step, and takes one REINFORCE step (discounted reward-to-go,
+    #: a per-step baseline over the rollouts, entropy bonus gen_entropy_coef); those rollouts are also the
+    #: multistep negatives, so D learns from the drift of the model it trains.
+    generator_update: str = "reparameterised"
+    gen_entropy_coef: float = 1e-3
+    gen_discount: float = 0.99
     seed: int = 0
 
     def __post_init__(self):
@@ -79,6 +91,11 @@ class RewardConfig:
             raise ValueError("noise_negatives + multistep_negatives is a share of the negatives: at most 1")
         if self.multistep_horizon < 1 or self.multistep_refresh < 1:
             raise ValueError("multistep_horizon and multistep_refresh must be >= 1")
+        if self.generator_update not in GENERATOR_UPDATES:
+            raise ValueError(f"generator_update must be one of {GENERATOR_UPDATES}, got {self.generator_update!r}")
+        if self.generator_update == "policy_gradient" and self.multistep_negatives == 0:
+            raise ValueError("generator_update='policy_gradient' learns from multistep rollouts: "
+                             "set multistep_negatives > 0")
 
 
 class Discriminator(nn.Module):
@@ -250,6 +267,44 @@ def open_loop_transitions(data: Dataset, dynamics: FilteredDynamics, horizon: in
             torch.from_numpy(states.reshape(-1, data.obs_dim)))
 
 
+@torch.no_grad()
+def generator_rollouts(data: Dataset, generator: EnsembleDynamics, horizon: int, rollouts: int,
+                       rng: np.random.Generator, clip: float = 25.0) -> dict[str, torch.Tensor]:
+    """The generator as an agent: open-loop rollouts from recorded states along the `horizon` recorded actions
+    that follow them in one episode, each step a random member's Gaussian sample (clipped to +-clip, as the
+    rollout engine's candidates). Arrays [H, N, .]: obs, act, next_obs and the member that drew each step."""
+    starts = segment_starts(data, horizon, rollouts, rng)
+    steps = starts[None, :] + np.arange(horizon)[:, None]
+    act = torch.from_numpy(data.actions[steps])
+    members = torch.from_numpy(rng.integers(0, generator.cfg.members, steps.shape))
+    state, before, after = torch.from_numpy(data.observations[starts]), [], []
+    for t in range(horizon):
+        before.append(state)
+        state = sample_members(generator, state, act[t], members[t]).clamp(-clip, clip)
+        after.append(state)
+    return {"obs": torch.stack(before), "act": act, "next_obs": torch.stack(after), "members": members}
+
+
+def policy_gradient_loss(generator: EnsembleDynamics, rollouts: dict[str, torch.Tensor], rewards: torch.Tensor,
+                         discount: float, entropy_coef: float) -> torch.Tensor:
+    """REINFORCE for the generator on its rollouts ([H, N] rewards): the log-likelihood of each drawn s' - s
+    under the member that drew it, weighted by the discounted reward-to-go less its mean over the rollouts at
+    that step (scaled by their std), minus entropy_coef times the Gaussian's entropy."""
+    horizon, n = rewards.shape
+    to_go, running = torch.empty_like(rewards), torch.zeros(n)
+    for t in reversed(range(horizon)):
+        running = rewards[t] + discount * running
+        to_go[t] = running
+    advantage = (to_go - to_go.mean(1, keepdim=True)) / (to_go.std(1, keepdim=True) + 1e-8)
+    obs, nxt = rollouts["obs"].reshape(horizon * n, -1), rollouts["next_obs"].reshape(horizon * n, -1)
+    mean, logvar = generator(obs, rollouts["act"].reshape(horizon * n, -1))
+    rows, who, s = torch.arange(horizon * n), rollouts["members"].reshape(-1), generator.obs_dim
+    mu, logvar = mean[who, rows, :s], logvar[who, rows, :s]
+    log_prob = -0.5 * (((nxt - obs - mu) ** 2) * torch.exp(-logvar) + logvar + math.log(2 * math.pi)).sum(-1)
+    entropy = 0.5 * (logvar + 1 + math.log(2 * math.pi)).sum(-1)
+    return -(advantage.reshape(-1) * log_prob).mean() - entropy_coef * entropy.mean()
+
+
 def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: RewardConfig = RewardConfig(),
                           log_csv: str | Path | None = None, progress: bool = True,
                           action_bounds: tuple[np.ndarray, np.ndarray] | None = None) -> DynamicsReward:
@@ -268,7 +323,8 @@ def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: Reward
         disc.delta_scaler.fit(data.next_observations - data.observations)
     low, high = action_bounds if action_bounds is not None else (data.actions.min(0), data.actions.max(0))
     disc.act_scaler.fit(low, high)
-    generator = copy.deepcopy(ensemble).train()
+    # requires_grad_: a copy of an ensemble frozen by an earlier call (below) must still learn.
+    generator = copy.deepcopy(ensemble).train().requires_grad_(True)
     for p in ensemble.parameters():
         p.requires_grad_(False)
     d_opt = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr)
@@ -282,6 +338,9 @@ def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: Reward
     elite_rollouts = FilteredDynamics(TorchDynamics(ensemble), None, FilterConfig(mode="random_elite"))
     # Enough rollouts that each pooled transition is drawn about once before the next refresh.
     pool_rollouts = math.ceil(n_multi * cfg.multistep_refresh / cfg.multistep_horizon)
+    policy_gradient = cfg.generator_update == "policy_gradient"
+    if policy_gradient:
+        pool_rollouts = max(pool_rollouts, MIN_PG_ROLLOUTS)
     calib = torch.from_numpy(rng.choice(n, size=min(cfg.calibration_size, n), replace=False))
     snapshots: list[dict] = []
     log = CsvLog(log_csv, ["iteration", "d_loss", "g_adv", "g_nll", "logit_data", "logit_model", "logit_noise",
@@ -301,7 +360,10 @@ def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: Reward
         negatives = torch.cat([fake.detach()[:n_fake], noisy])
         neg_obs, neg_act = s[: n_fake + n_noise], a[: n_fake + n_noise]
         if n_multi:
-            if (it - 1) % cfg.multistep_refresh == 0:
+            if (it - 1) % cfg.multistep_refresh == 0 and policy_gradient:
+                pool, g_adv = _policy_gradient_step(generator, disc, g_opt, data, cfg, pool_rollouts, s, a,
+                                                    s_next, rew[idx], rng)
+            elif (it - 1) % cfg.multistep_refresh == 0:
                 pool = open_loop_transitions(data, elite_rollouts, cfg.multistep_horizon, pool_rollouts, rng)
             pick = torch.from_numpy(rng.integers(0, len(pool[0]), n_multi))
             neg_obs, neg_act, negatives = (torch.cat([x, pooled[pick]])
@@ -316,13 +378,15 @@ def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: Reward
         d_opt.step()
 
         # Generator: fool D (reparameterised gradient through the sample), stay likely under the data.
-        g_adv = -F.logsigmoid(disc(s, a, fake.unsqueeze(1), cfg.input_noise)).mean()
-        mean, logvar = generator(s, a)
-        target = torch.cat([s_next - s, rew[idx, None]], dim=-1)
-        g_nll = (((mean - target) ** 2) * torch.exp(-logvar) + logvar).mean()
-        g_opt.zero_grad(set_to_none=True)
-        (g_adv + cfg.gen_nll_coef * g_nll).backward()
-        g_opt.step()
+        if not policy_gradient:
+            g_adv = -F.logsigmoid(disc(s, a, fake.unsqueeze(1), cfg.input_noise)).mean()
+            g_nll = _nll(generator, s, a, s_next, rew[idx])
+            g_opt.zero_grad(set_to_none=True)
+            (g_adv + cfg.gen_nll_coef * g_nll).backward()
+            g_opt.step()
+        else:
+            with torch.no_grad():
+                g_nll = _nll(generator, s, a, s_next, rew[idx])
 
         if it % cfg.snapshot_every == 0:
             snapshots.append(_snapshot(disc, generator if cfg.calibrate_on == "generator" else ensemble,
@@ -405,6 +469,30 @@ def distill_dynamics_reward(teacher: DynamicsReward, data: Dataset, ensemble: En
                         "distill_config": asdict(cfg), "distill_seconds": round(time.time() - start, 1),
                         "snapshots_used": 1}
     return student.eval()
+
+
+def _nll(generator: EnsembleDynamics, obs, act, next_obs, rew) -> torch.Tensor:
+    """The generator's Gaussian NLL (up to constants) of the data's (s' - s, r): its anchor to the data."""
+    mean, logvar = generator(obs, act)
+    target = torch.cat([next_obs - obs, rew[:, None]], dim=-1)
+    return (((mean - target) ** 2) * torch.exp(-logvar) + logvar).mean()
+
+
+def _policy_gradient_step(generator, disc, g_opt, data, cfg: RewardConfig, rollouts: int, obs, act, next_obs, rew,
+                          rng) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """One generator update in policy-gradient mode: fresh rollouts, their log D rewards, REINFORCE plus the NLL
+    anchor on this iteration's data batch. Returns the rollouts flattened as D's multistep negatives, and the
+    generator's adversarial loss (-mean log D over them) for the log."""
+    pool = generator_rollouts(data, generator, cfg.multistep_horizon, rollouts, rng)
+    with torch.no_grad():
+        rewards = F.logsigmoid(disc(pool["obs"].flatten(0, 1), pool["act"].flatten(0, 1),
+                                    pool["next_obs"].flatten(0, 1).unsqueeze(1))[0, :, 0]).reshape(
+            pool["members"].shape)
+    loss = policy_gradient_loss(generator, pool, rewards, cfg.gen_discount, cfg.gen_entropy_coef)
+    g_opt.zero_grad(set_to_none=True)
+    (loss + cfg.gen_nll_coef * _nll(generator, obs, act, next_obs, rew)).backward()
+    g_opt.step()
+    return tuple(pool[k].flatten(0, 1) for k in ("obs", "act", "next_obs")), -rewards.mean()
 
 
 @torch.no_grad()
