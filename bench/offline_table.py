@@ -23,7 +23,7 @@ from morec.behavior import load_checkpoints, pick_checkpoint
 from morec.task_spec import load_task_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["MOPO", "MOREC-MOPO", "MOPO, ended by disagreement", "MOPO (true dynamics)",
+ORDER = ["MOPO", "MOREC-MOPO", "MOREC-MOPO, threshold at a data quantile", "MOPO, ended by disagreement", "MOPO (true dynamics)",
          "MOBILE", "MOREC-MOBILE", "IQL", "TD3+BC", "CQL", "BC"]
 
 
