@@ -31,9 +31,11 @@ declare -A ROWS=(
   [multistep_h50_longer]="--multistep-negatives 0.5 --multistep-horizon 50 --iterations 20000"
   # GAIL with the model as a policy over 50-step rollouts, updated by policy gradient every 10 iterations
   [gail_pg_h50]="--generator-update policy_gradient --multistep-negatives 0.5 --multistep-horizon 50 --multistep-refresh 10"
+  # the filter's own task trained directly: pick the recorded s' out of it and 10 elite samples at one (s, a)
+  [pair_ranking]="--pair-ranking 1.0"
 )
 ORDER=(default delta multistep r1 input_noise delta_multistep longer multistep_h25 multistep_h50 multistep_h100
-       multistep_all_h50 multistep_h50_longer gail_pg_h50)
+       multistep_all_h50 multistep_h50_longer gail_pg_h50 pair_ranking)
 [ $# -gt 0 ] && ORDER=("$@")
 
 bash bench/task_data.sh halfcheetah

@@ -143,6 +143,7 @@ QUICK = dict(iterations=100, batch_size=64, snapshot_every=50, snapshot_stride=1
     dict(delta_scaling="delta", gradient_penalty=1.0, input_noise=0.05, noise_negatives=0.25,
          multistep_negatives=0.25, multistep_horizon=3, multistep_refresh=7),
     dict(generator_update="policy_gradient", multistep_negatives=0.5, multistep_horizon=5, multistep_refresh=10),
+    dict(pair_ranking=1.0, pair_candidates=4),
 ])
 def test_each_training_option_trains_a_reward(option, pendulum_data, tiny_ensemble, tmp_path):
     import csv
@@ -161,6 +162,7 @@ def test_each_training_option_trains_a_reward(option, pendulum_data, tiny_ensemb
     assert np.isfinite(row["d_loss"])
     assert (row["grad_penalty"] > 0) == (cfg.gradient_penalty > 0)
     assert np.isfinite(row["logit_multistep"]) == (cfg.multistep_negatives > 0)
+    assert np.isfinite(row["pair_rank"]) == (cfg.pair_ranking > 0)
 
 
 def test_options_are_checked():
@@ -169,7 +171,7 @@ def test_options_are_checked():
     for bad in (dict(delta_scaling="position"), dict(noise_negatives=0.6, multistep_negatives=0.5),
                 dict(gradient_penalty=-1.0), dict(multistep_horizon=0), dict(calibrate_on="nothing"),
                 dict(generator_update="evolution", multistep_negatives=0.5),
-                dict(generator_update="policy_gradient")):  # its rollouts are the multistep negatives
+                dict(generator_update="policy_gradient"), dict(pair_ranking=-1.0), dict(pair_candidates=0)):  # its rollouts are the multistep negatives
         with pytest.raises(ValueError):
             RewardConfig(**bad)
 

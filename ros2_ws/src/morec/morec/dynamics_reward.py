@@ -76,6 +76,11 @@ class RewardConfig:
     #: a per-step baseline over the rollouts, entropy bonus gen_entropy_coef); those rollouts are also the
     #: multistep negatives, so D learns from the drift of the model it trains.
     generator_update: str = "reparameterised"
+    #: Weight of a listwise loss that asks D, at each data (s, a), to pick the recorded s' out of it and
+    #: pair_candidates samples of the rollout ensemble's elites (softmax over their logits): the filter's task,
+    #: choosing among the candidates of one pair, trained directly; the binary loss keeps its calibration.
+    pair_ranking: float = 0.0
+    pair_candidates: int = 10
     gen_entropy_coef: float = 1e-3
     gen_discount: float = 0.99
     seed: int = 0
@@ -85,8 +90,12 @@ class RewardConfig:
             raise ValueError(f"calibrate_on must be 'ensemble' or 'generator', got {self.calibrate_on!r}")
         if self.delta_scaling not in DELTA_SCALINGS:
             raise ValueError(f"delta_scaling must be one of {DELTA_SCALINGS}, got {self.delta_scaling!r}")
-        if min(self.gradient_penalty, self.input_noise, self.noise_negatives, self.multistep_negatives) < 0:
-            raise ValueError("gradient_penalty, input_noise, noise_negatives and multistep_negatives must be >= 0")
+        if min(self.gradient_penalty, self.input_noise, self.noise_negatives, self.multistep_negatives,
+               self.pair_ranking) < 0:
+            raise ValueError("gradient_penalty, input_noise, noise_negatives, multistep_negatives and pair_ranking "
+                             "must be >= 0")
+        if self.pair_candidates < 1:
+            raise ValueError(f"pair_candidates must be >= 1, got {self.pair_candidates}")
         if self.noise_negatives + self.multistep_negatives > 1:
             raise ValueError("noise_negatives + multistep_negatives is a share of the negatives: at most 1")
         if self.multistep_horizon < 1 or self.multistep_refresh < 1:
@@ -344,7 +353,7 @@ def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: Reward
     calib = torch.from_numpy(rng.choice(n, size=min(cfg.calibration_size, n), replace=False))
     snapshots: list[dict] = []
     log = CsvLog(log_csv, ["iteration", "d_loss", "g_adv", "g_nll", "logit_data", "logit_model", "logit_noise",
-                           "logit_multistep", "grad_penalty"])
+                           "logit_multistep", "grad_penalty", "pair_rank"])
     start = time.time()
 
     for it in tqdm(range(1, cfg.iterations + 1), desc="dynamics reward", disable=not progress, mininterval=2):
@@ -371,8 +380,11 @@ def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: Reward
         logit_real = disc(s, a, s_next.unsqueeze(1), cfg.input_noise)[0, :, 0]
         logit_neg = disc(neg_obs, neg_act, negatives.unsqueeze(1), cfg.input_noise)[0, :, 0]
         penalty = gradient_penalty(disc, s, a, s_next, cfg.gradient_penalty)
+        pair_rank = (_pair_ranking_loss(disc, ensemble, elites, s, a, s_next, cfg, rng) if cfg.pair_ranking
+                     else torch.zeros(()))
         d_loss = (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
-                  + F.binary_cross_entropy_with_logits(logit_neg, torch.zeros_like(logit_neg)) + penalty)
+                  + F.binary_cross_entropy_with_logits(logit_neg, torch.zeros_like(logit_neg)) + penalty
+                  + cfg.pair_ranking * pair_rank)
         d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         d_opt.step()
@@ -397,7 +409,8 @@ def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: Reward
             log.row([it, d_loss.item(), g_adv.item(), g_nll.item(), logit_real.mean().item(),
                      logit_neg[:n_fake].mean().item() if n_fake else float("nan"),
                      logit_neg[n_fake:n_fake + n_noise].mean().item() if n_noise else float("nan"),
-                     logit_neg[n_fake + n_noise:].mean().item() if n_multi else float("nan"), penalty.item()])
+                     logit_neg[n_fake + n_noise:].mean().item() if n_multi else float("nan"), penalty.item(),
+                     pair_rank.item() if cfg.pair_ranking else float("nan")])
 
     used = snapshots[::-1][:: cfg.snapshot_stride][::-1]  # every stride-th, counted back from the newest
     reward = DynamicsReward.from_snapshots(used, data.obs_dim, data.act_dim, cfg.delta_scaling)
@@ -469,6 +482,19 @@ def distill_dynamics_reward(teacher: DynamicsReward, data: Dataset, ensemble: En
                         "distill_config": asdict(cfg), "distill_seconds": round(time.time() - start, 1),
                         "snapshots_used": 1}
     return student.eval()
+
+
+def _pair_ranking_loss(disc: Discriminator, ensemble: EnsembleDynamics, elites: torch.Tensor, obs, act, next_obs,
+                       cfg: RewardConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Cross-entropy of D's logits over [recorded s', elite samples] at each (s, a), with the recorded one as
+    the answer: how well D tells the real next state among candidates like those the filter chooses from."""
+    b, c = len(obs), cfg.pair_candidates
+    who = elites[torch.from_numpy(rng.integers(0, len(elites), b * c))]
+    with torch.no_grad():
+        candidates = sample_members(ensemble, obs.repeat_interleave(c, 0), act.repeat_interleave(c, 0), who)
+    everything = torch.cat([next_obs.unsqueeze(1), candidates.reshape(b, c, -1)], dim=1)
+    logits = disc(obs, act, everything, cfg.input_noise)[0]  # [B, 1 + C]
+    return F.cross_entropy(logits, torch.zeros(b, dtype=torch.long))
 
 
 def _nll(generator: EnsembleDynamics, obs, act, next_obs, rew) -> torch.Tensor:
