@@ -299,6 +299,10 @@ def test_generator_rollouts_draw_each_step_from_the_member_they_record():
     z = z / torch.exp(0.5 * logvar[who, rows, 0])
     assert z.abs().max() < 6  # each drawn change is a plausible sample of the member named for it
     assert 0.5 < z.std() < 1.5
+    assert not out["clipped"].any()
+    tight = generator_rollouts(data, model, horizon=6, rollouts=10, rng=np.random.default_rng(0), clip=0.5)
+    assert tight["next_obs"].abs().max() <= 0.5
+    np.testing.assert_array_equal(tight["clipped"], (tight["next_obs"].abs() == 0.5).any(-1))
 
 
 def test_policy_gradient_steps_move_the_generator_towards_what_the_reward_pays():
@@ -346,10 +350,14 @@ def test_policy_gradient_loss_weights_by_the_discounted_reward_to_go():
     model = Fixed()
     change = torch.tensor([[1.0, -1.0], [2.0, 0.0]])  # [H=2, N=2]
     pool = {"obs": torch.zeros(2, 2, 1), "act": torch.zeros(2, 2, 1), "next_obs": change[..., None],
-            "members": torch.zeros(2, 2, dtype=torch.long)}
+            "members": torch.zeros(2, 2, dtype=torch.long), "clipped": torch.zeros(2, 2, dtype=torch.bool)}
     rewards = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     policy_gradient_loss(model, pool, rewards, discount=0.5, entropy_coef=0.0).backward()
     to_go = torch.tensor([[1.0, 0.5], [0.0, 1.0]])
     adv = (to_go - to_go.mean(1, keepdim=True)) / (to_go.std(1, keepdim=True) + 1e-8)
     expected = -(adv * change).sum() / 4
     assert model.mu.grad.item() == pytest.approx(expected.item(), rel=1e-5)
+    model.mu.grad = None  # a clipped draw is not the Gaussian's sample: it carries no gradient
+    policy_gradient_loss(model, {**pool, "clipped": torch.tensor([[True, False], [False, False]])}, rewards,
+                         discount=0.5, entropy_coef=0.0).backward()
+    assert model.mu.grad.item() == pytest.approx(expected.item() + (adv[0, 0] * change[0, 0]).item() / 4, rel=1e-5)
