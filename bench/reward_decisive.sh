@@ -7,6 +7,7 @@
 #   bash bench/reward_decisive.sh                                                        # the shipped bundle
 #   TASK=hopper bash bench/reward_decisive.sh                                            # another task's
 #   BUNDLE=artifacts/bench/halfcheetah/reward_x OUT=/tmp/x.json SEED=1 bash bench/reward_decisive.sh   # others
+#   (TRAIN_DATA: the bundle's training data, when not the task's medium.npz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
@@ -15,7 +16,7 @@ TASK="${TASK:-halfcheetah}"
 DATA=artifacts/bench/$TASK
 OUT="${OUT:-docs/results/reward_decisive_$TASK.json}"
 bash bench/task_data.sh "$TASK"
-$MOREC diagnose --bundle "${BUNDLE:-models/$TASK}" --train-data $DATA/medium.npz \
+$MOREC diagnose --bundle "${BUNDLE:-models/$TASK}" --train-data "${TRAIN_DATA:-$DATA/medium.npz}" \
   --eval-data medium_heldout=$DATA/medium_eval.npz expert=$DATA/expert_eval.npz random=$DATA/random_eval.npz \
   sine=$DATA/sine_eval.npz medium_real=$DATA/medium_real_eval.npz \
   --horizon 50 --starts "${STARTS:-1000}" --transitions "${TRANSITIONS:-10000}" --seed "${SEED:-0}" --threads 1 \

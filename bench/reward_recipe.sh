@@ -7,12 +7,20 @@
 # rollouts), the table from bench/summarize_recipe.py.
 #   bash bench/reward_recipe.sh                       # every row, seed 0
 #   SEED=1 bash bench/reward_recipe.sh delta default  # chosen rows, another seed
+#   TRAIN=medium_1m bash bench/reward_recipe.sh multistep_h50  # on 1M medium transitions (the paper's data
+#                                                     # size) with their own ensemble; rows get the suffix _medium_1m
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MOREC="${MOREC:-nice -n 5 .venv/bin/python -m morec.cli}"
 DATA=artifacts/bench/halfcheetah
 RESULTS=docs/results/reward_recipe
 SEED="${SEED:-0}"
+TRAIN="${TRAIN:-medium}"
+case "$TRAIN" in
+  medium) SUFFIX="" ;;
+  medium_1m) SUFFIX="_medium_1m" ;;
+  *) echo "TRAIN must be medium or medium_1m, got $TRAIN" >&2; exit 2 ;;
+esac
 export OMP_NUM_THREADS=1
 
 # name : RewardConfig flags (each one change from the default, most promising first)
@@ -39,24 +47,29 @@ ORDER=(default delta multistep r1 input_noise delta_multistep longer multistep_h
 [ $# -gt 0 ] && ORDER=("$@")
 
 bash bench/task_data.sh halfcheetah
+TRAIN_DATA=$DATA/$TRAIN.npz
+[ -f $TRAIN_DATA ] || $MOREC collect --task halfcheetah --level medium --behavior models/behavior/halfcheetah \
+  --steps 1000000 --seed 0 --out $TRAIN_DATA
+ENSEMBLE=$DATA/ensemble$SUFFIX
 # 29 epochs: what the 30-minute cap allowed when the first rows ran; a count, unlike a time cap, reproduces the
 # ensemble (a rerun gave the same hold-out MSE for every member to all printed digits)
-[ -f $DATA/ensemble/ensemble.pt ] || $MOREC train-dynamics --data $DATA/medium.npz --bundle $DATA/ensemble \
+[ -f $ENSEMBLE/ensemble.pt ] || $MOREC train-dynamics --data $TRAIN_DATA --bundle $ENSEMBLE \
   --threads 1 --max-epochs 29
 mkdir -p $RESULTS
-for name in "${ORDER[@]}"; do
+for row in "${ORDER[@]}"; do
+  name=$row$SUFFIX
   out=$RESULTS/${name}_seed$SEED.json
   [ -f "$out" ] && { echo "done: $name seed $SEED"; continue; }
   bundle=$DATA/recipe_${name}_seed$SEED
   mkdir -p "$bundle"
-  cp $DATA/ensemble/ensemble.pt $DATA/ensemble/card.json "$bundle/"
+  cp $ENSEMBLE/ensemble.pt $ENSEMBLE/card.json "$bundle/"
   # shellcheck disable=SC2086  # the flags are separate words
   [ -f "$bundle/dynamics_reward.pt" ] || \
-    $MOREC train-reward --data $DATA/medium.npz --bundle "$bundle" --threads 1 --seed $SEED ${ROWS[$name]}
+    $MOREC train-reward --data $TRAIN_DATA --bundle "$bundle" --threads 1 --seed $SEED ${ROWS[$row]}
   # Scored by the torch checkpoint, all 40 snapshots (diagnose and the along-rollouts step prefer it to the
   # graphs); a third of the decisive sets' pairs and rollouts keep a row within minutes.
   MOREC="$MOREC" BUNDLE="$bundle" OUT="$out" PLOT="$bundle/decisive.png" SEED=$SEED STARTS=300 TRANSITIONS=3000 \
-    bash bench/reward_decisive.sh
+    TRAIN_DATA=$TRAIN_DATA bash bench/reward_decisive.sh
   # Where offline policy learning needs it: along the shipped offline policy's rollouts through this model.
   along=$RESULTS/along_policy_rollouts/${name}_seed$SEED.json
   [ -f "$along" ] || nice -n 5 .venv/bin/python bench/filter_along_policy_rollouts.py \
