@@ -23,8 +23,8 @@ from morec.behavior import load_checkpoints, pick_checkpoint
 from morec.task_spec import load_task_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["MOPO", "MOREC-MOPO", "MOREC-MOPO, threshold at a data quantile", "MOPO, ended by disagreement", "MOPO (true dynamics)",
-         "MOBILE", "MOREC-MOBILE", "IQL", "TD3+BC", "CQL", "BC"]
+ORDER = ["MOPO", "MOREC-MOPO", "MOREC-MOPO, threshold at a data quantile", "MOPO, ended by disagreement",
+         "MOPO (true dynamics)", "MOBILE", "MOREC-MOBILE", "IQL", "TD3+BC", "CQL", "BC"]
 
 
 def load_results(folder: Path, by_file_name: bool = False) -> dict[str, list[dict]]:

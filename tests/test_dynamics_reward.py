@@ -171,7 +171,8 @@ def test_options_are_checked():
     for bad in (dict(delta_scaling="position"), dict(noise_negatives=0.6, multistep_negatives=0.5),
                 dict(gradient_penalty=-1.0), dict(multistep_horizon=0), dict(calibrate_on="nothing"),
                 dict(generator_update="evolution", multistep_negatives=0.5),
-                dict(generator_update="policy_gradient"), dict(pair_ranking=-1.0), dict(pair_candidates=0)):  # its rollouts are the multistep negatives
+                dict(generator_update="policy_gradient"),  # its rollouts are the multistep negatives: none here
+                dict(pair_ranking=-1.0), dict(pair_candidates=0)):
         with pytest.raises(ValueError):
             RewardConfig(**bad)
 
