@@ -79,13 +79,13 @@ class RewardConfig:
     #: a per-step baseline over the rollouts, entropy bonus gen_entropy_coef); those rollouts are also the
     #: multistep negatives, so D learns from the drift of the model it trains.
     generator_update: str = "reparameterised"
+    gen_entropy_coef: float = 1e-3
+    gen_discount: float = 0.99
     #: Weight of a listwise loss that asks D, at each data (s, a), to pick the recorded s' out of it and
     #: pair_candidates samples of the rollout ensemble's elites (softmax over their logits): the filter's task,
     #: choosing among the candidates of one pair, trained directly; the binary loss keeps its calibration.
     pair_ranking: float = 0.0
     pair_candidates: int = 10
-    gen_entropy_coef: float = 1e-3
-    gen_discount: float = 0.99
     seed: int = 0
 
     def __post_init__(self):
@@ -369,7 +369,8 @@ def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: Reward
         idx = torch.from_numpy(rng.integers(0, n, cfg.batch_size))
         s, a, s_next = obs[idx], act[idx], nxt[idx]
         who = torch.from_numpy(rng.integers(0, members, cfg.batch_size))
-        fake = sample_members(generator, s, a, who)
+        with torch.set_grad_enabled(not policy_gradient):  # only the reparameterised step differentiates it
+            fake = sample_members(generator, s, a, who)
 
         # Discriminator: data = 1; generator samples and (optionally) noise-perturbed data and states from
         # multistep model rollouts = 0. Negative i is scored at the (s, a) it was made for.
@@ -378,10 +379,11 @@ def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: Reward
         negatives = torch.cat([fake.detach()[:n_fake], noisy])
         neg_obs, neg_act = s[: n_fake + n_noise], a[: n_fake + n_noise]
         if n_multi:
-            if (it - 1) % cfg.multistep_refresh == 0 and policy_gradient:
-                pool, g_adv = _policy_gradient_step(generator, disc, g_opt, data, cfg, pool_rollouts, rng)
-            elif (it - 1) % cfg.multistep_refresh == 0:
-                pool = open_loop_transitions(data, elite_rollouts, cfg.multistep_horizon, pool_rollouts, rng)
+            if (it - 1) % cfg.multistep_refresh == 0:
+                if policy_gradient:
+                    pool, g_adv = _policy_gradient_step(generator, disc, g_opt, data, cfg, pool_rollouts, rng)
+                else:
+                    pool = open_loop_transitions(data, elite_rollouts, cfg.multistep_horizon, pool_rollouts, rng)
             pick = torch.from_numpy(rng.integers(0, len(pool[0]), n_multi))
             neg_obs, neg_act, negatives = (torch.cat([x, pooled[pick]])
                                            for x, pooled in zip((neg_obs, neg_act, negatives), pool))
@@ -399,13 +401,10 @@ def train_dynamics_reward(data: Dataset, ensemble: EnsembleDynamics, cfg: Reward
 
         # Generator: stay likely under the data and (reparameterised mode) fool D by the gradient through its
         # sample; in policy-gradient mode it chases D at each refresh above.
-        if policy_gradient:
-            g_nll = _nll(generator, s, a, s_next, rew[idx])
-            g_loss = cfg.gen_nll_coef * g_nll
-        else:
+        if not policy_gradient:
             g_adv = -F.logsigmoid(disc(s, a, fake.unsqueeze(1), cfg.input_noise)).mean()
-            g_nll = _nll(generator, s, a, s_next, rew[idx])
-            g_loss = g_adv + cfg.gen_nll_coef * g_nll
+        g_nll = _nll(generator, s, a, s_next, rew[idx])
+        g_loss = cfg.gen_nll_coef * g_nll if policy_gradient else g_adv + cfg.gen_nll_coef * g_nll
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         g_opt.step()
