@@ -82,7 +82,8 @@ bench-offline: setup
 	$(PY) bench/offline_grid.py --datasets halfcheetah-medium --methods sensitivity/mopo-disagreement-end-q95 \
 	  --seeds 0 1 2
 	bash bench/task_data.sh hopper
-	$(PY) bench/offline_grid.py --datasets hopper-medium --methods mopo morec-mopo mopo-disagreement-end --seeds 0 1 2
+	$(PY) bench/offline_grid.py --datasets hopper-medium --methods mopo morec-mopo morec-mopo-q05 mopo-disagreement-end \
+	  --seeds 0 1 2
 	bash bench/offline_reward_experiment.sh
 	bash bench/d3rlpy_setup.sh
 	for seed in 0 1 2; do for algo in bc td3bc iql; do .venv-d3rlpy/bin/python bench/d3rlpy_baselines.py \
