@@ -84,6 +84,8 @@ bench-offline: setup
 	bash bench/task_data.sh hopper
 	$(PY) bench/offline_grid.py --datasets hopper-medium --methods mopo morec-mopo morec-mopo-q05 mopo-disagreement-end \
 	  --seeds 0 1 2
+	bash bench/task_data.sh walker2d
+	$(PY) bench/offline_grid.py --datasets walker2d-medium --methods mopo morec-mopo mopo-disagreement-end --seeds 0 1 2
 	bash bench/offline_reward_experiment.sh
 	bash bench/d3rlpy_setup.sh
 	for seed in 0 1 2; do for algo in bc td3bc iql; do .venv-d3rlpy/bin/python bench/d3rlpy_baselines.py \
@@ -92,6 +94,9 @@ bench-offline: setup
 	for seed in 0 1 2; do for algo in td3bc iql; do .venv-d3rlpy/bin/python bench/d3rlpy_baselines.py \
 	  --algo $$algo --task hopper --data artifacts/bench/hopper/medium.npz --dataset-name medium \
 	  --seed $$seed --steps 100000 --out docs/results/offline/hopper-medium/$${algo}_seed$$seed.json; done; done
+	for seed in 0 1 2; do for algo in td3bc iql; do .venv-d3rlpy/bin/python bench/d3rlpy_baselines.py \
+	  --algo $$algo --task walker2d --data artifacts/bench/walker2d/medium.npz --dataset-name medium \
+	  --seed $$seed --steps 100000 --out docs/results/offline/walker2d-medium/$${algo}_seed$$seed.json; done; done
 	.venv-d3rlpy/bin/python bench/d3rlpy_baselines.py --algo cql --task halfcheetah \
 	  --data artifacts/bench/halfcheetah/medium.npz --dataset-name medium --seed 0 --steps 10000 --eval-every 2000 \
 	  --note "reduced budget: about 4-6 steps/s on one CPU thread" --out docs/results/offline/halfcheetah-medium/cql_seed0.json

@@ -45,7 +45,8 @@ METHODS = {"mopo": ("mopo", False, []), "morec-mopo": ("mopo", True, []), "mobil
                                             RECIPE_BUNDLE.format("multistep_h50"))}
 # dataset name -> (data file, bundle, level); data files come from bench/task_data.sh <task>.
 DATASETS = {"halfcheetah-medium": ("artifacts/bench/halfcheetah/medium.npz", "models/halfcheetah", "medium"),
-            "hopper-medium": ("artifacts/bench/hopper/medium.npz", "models/hopper", "medium")}
+            "hopper-medium": ("artifacts/bench/hopper/medium.npz", "models/hopper", "medium"),
+            "walker2d-medium": ("artifacts/bench/walker2d/medium.npz", "models/walker2d", "medium")}
 
 
 def cell_command(method: str, dataset: str, seed: int, steps: int, extra: list[str], root: Path, threads: int,
