@@ -101,6 +101,10 @@ bench-offline: setup
 	  --data artifacts/bench/halfcheetah/medium.npz --dataset-name medium --seed 0 --steps 10000 --eval-every 2000 \
 	  --note "reduced budget: about 4-6 steps/s on one CPU thread" --out docs/results/offline/halfcheetah-medium/cql_seed0.json
 	$(PY) bench/filter_along_policy_rollouts.py --policy artifacts/offline/halfcheetah-medium/morec-mopo_seed0/policy.onnx
+	for task in hopper walker2d; do for method in mopo morec-mopo mopo-disagreement-end; do \
+	  $(PY) bench/filter_along_policy_rollouts.py --policy artifacts/offline/$$task-medium/$${method}_seed0/policy.onnx \
+	  --bundle models/$$task --data artifacts/bench/$$task/medium.npz \
+	  --out docs/results/offline/$$task-medium/filter_along_rollouts_$${method}_seed0.json; done; done
 	$(PY) bench/offline_table.py
 
 clean-venv:
