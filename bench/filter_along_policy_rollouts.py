@@ -9,7 +9,9 @@ flag the model's worst steps, and better than the ensemble's disagreement (MOPO'
 A trained offline policy (its deterministic action) is rolled out through the filtered model from data states;
 at every step MuJoCo, set to the model's state, gives the true next state. Positives: the steps whose error is
 in the top quartile. Reports the AUROC of -r_D and of the disagreement, and both at r_D < threshold's termination
-rate (diagnostics.termination_metrics). Writes JSON (default: beside the policy, filter_along_rollouts.json).
+rate (diagnostics.termination_metrics), and the mean of each signal in each quarter of the error, with the
+model states' distance from the data there (diagnostics.by_error_quartile). Writes JSON (default: beside the
+policy, filter_along_rollouts.json).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from morec.dataset import Dataset
-from morec.diagnostics import load_backends, policy_rollout, termination_metrics
+from morec.diagnostics import by_error_quartile, load_backends, policy_rollout, termination_metrics
 from morec.fileio import write_json
 from morec.mujoco_model import MujocoDynamics
 from morec.rollout import FilterConfig, FilteredDynamics
@@ -60,13 +62,15 @@ def main() -> None:
               "error_by_step": err.mean(1).tolist(),
               "trusted_by_step": (out["alive"] & ~out["terminal"]).mean(1).tolist(),
               "mean_rollout_length": float(out["alive"].sum(0).mean()),
-              "termination": termination_metrics(out, err, model.cfg.threshold)}
+              "termination": termination_metrics(out, err, model.cfg.threshold),
+              "by_error_quartile": by_error_quartile(out, err, data.observations.mean(0), obs_scale)}
     write_json(args.out or args.policy.parent / "filter_along_rollouts.json", report)
     t = report["termination"]
     print(json.dumps({"auroc": t["auroc"], "auroc_within_step": t["auroc_within_step"], "rates": t["rates"],
                       "precision_at_r_D_rate": {k: v["r_D_below_threshold"]["precision"]
                                                 for k, v in t["at_rate"].items()},
-                      "mean_rollout_length": report["mean_rollout_length"]}, indent=2))
+                      "mean_rollout_length": report["mean_rollout_length"],
+                      "by_error_quartile": report["by_error_quartile"]}, indent=2))
 
 
 if __name__ == "__main__":

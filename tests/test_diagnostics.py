@@ -158,6 +158,20 @@ def test_along_a_policys_rollouts_a_reward_that_knows_the_error_flags_the_worst_
         assert termination_metrics(out, err, 0.6)["auroc"]["dynamics_reward"] == pytest.approx(expected, abs=0.02)
 
 
+def test_binning_by_error_shows_a_reward_that_rises_with_the_error_and_the_distance_from_the_data():
+    from morec.diagnostics import by_error_quartile
+
+    err = np.arange(8, dtype=float).reshape(2, 4)  # [H, N]: two steps of each quarter
+    next_obs = np.zeros((2, 4, 2))
+    next_obs[..., 1] = err * 2  # the model's state leaves the data as its error grows
+    out = {"next_obs": next_obs, "score": err / 10, "disagreement": -err}
+    bins = by_error_quartile(out, err, data_mean=np.zeros(2), obs_scale=np.array([1.0, 2.0]))
+    assert [b["error"] for b in bins] == [0.5, 2.5, 4.5, 6.5]
+    assert [b["r_D"] for b in bins] == pytest.approx([0.05, 0.25, 0.45, 0.65])
+    assert [b["disagreement"] for b in bins] == [-0.5, -2.5, -4.5, -6.5]
+    assert [b["distance_from_data"] for b in bins] == [0.5, 2.5, 4.5, 6.5]
+
+
 def test_load_backends_prefers_the_checkpoints_unless_asked_for_the_graphs_a_run_trained_on(tmp_path):
     from morec.diagnostics import load_backends
     from morec.dynamics_reward import DynamicsReward

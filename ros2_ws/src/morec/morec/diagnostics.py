@@ -120,6 +120,18 @@ def termination_metrics(out: dict, err: np.ndarray, threshold: float, top: float
     return result
 
 
+def by_error_quartile(out: dict, err: np.ndarray, data_mean: np.ndarray, obs_scale: np.ndarray) -> list[dict]:
+    """The signals binned by the quartile of the true error, best quarter first: what each says where the model
+    is right and where it is wrong, and how far from the data (the largest per-dimension distance from its mean,
+    in its standard deviations; the median over the quarter's steps) the model's next states are there."""
+    e = err.ravel()
+    quartile = np.digitize(e, np.quantile(e, [0.25, 0.5, 0.75]))
+    dist = (np.abs(out["next_obs"] - data_mean) / obs_scale).max(-1).ravel()
+    score, disagreement = out["score"].ravel(), out["disagreement"].ravel()
+    return [{"error": float(e[q].mean()), "r_D": float(score[q].mean()), "disagreement": float(disagreement[q].mean()),
+             "distance_from_data": float(np.median(dist[q]))} for q in (quartile == k for k in range(4))]
+
+
 def _rowwise_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Spearman correlation per row of [N, C] arrays; NaN where a row is constant."""
     rx, ry = rankdata(x, axis=1), rankdata(y, axis=1)
