@@ -5,7 +5,9 @@
 Both update the same networks (actor and twin critics 256 x 256, HalfCheetah-v5's 17-d observations and
 6-d actions) on batches of 256 with automatic entropy tuning, measured back to back in one run, so the ratio
 holds on a loaded machine even when the absolute rates drift. The ideal rate from the update's FLOPs and the
-measured matmul peak shows how close to the hardware each comes. Writes artifacts/bench/sac_speed.json.
+measured matmul peak shows how close to the hardware each comes. Then MOBILE's penalty (10 samples x 5 elites
+x 243 model rows through actor and target critics, most of a MOBILE step), in float32 and in bfloat16, with how
+far the bfloat16 penalty lands from float32's. Writes artifacts/bench/sac_speed.json.
 """
 
 from __future__ import annotations
@@ -33,6 +35,17 @@ class NoDynamics:
 
     def __init__(self, obs_dim, act_dim):
         self.obs_dim, self.act_dim = obs_dim, act_dim
+
+
+class NoisyDynamics(NoDynamics):
+    """7 members, 5 elites: next state = state + N(0.1 k, 0.1) for member k (MOBILE's penalty needs a spread)."""
+
+    elites = np.arange(5)
+
+    def predict(self, obs, act):
+        shift = 0.1 * np.arange(7, dtype=np.float32)[:, None, None]
+        mean = np.concatenate([obs[None] + shift, np.zeros((7, len(obs), 1), np.float32)], -1)
+        return mean, np.full_like(mean, 0.1)
 
 
 def random_dataset(task, n: int, rng) -> Dataset:
@@ -72,6 +85,32 @@ def stable_baselines3(task, data, steps: int, threads: int) -> float:
     start = time.perf_counter()
     sac.train(gradient_steps=steps, batch_size=BATCH)
     return steps / (time.perf_counter() - start)
+
+
+def mobile_penalty(task, data, steps: int, threads: int, out_dir: Path) -> dict:
+    """Milliseconds per penalty in float32 and bfloat16, and the bfloat16 penalty's mean relative difference."""
+    cfg = OfflineRLConfig(backbone="mobile", morec=False, hidden=HIDDEN, batch_size=BATCH, threads=threads)
+    model = make_rollout_model(NoisyDynamics(task.obs_dim, task.action_dim), None, cfg, task)
+    trainer = OfflineTrainer(task, data, model, cfg, out_dir, progress=False)
+    rows = BATCH - trainer.n_real
+    obs, act = torch.as_tensor(data.observations[:rows]), torch.as_tensor(data.actions[:rows])
+    out = {"rows": rows, "samples": cfg.mobile_samples, "elites": len(NoisyDynamics.elites),
+           "bf16_native": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())}
+    penalty = {}
+    for name in ("fp32", "bf16"):
+        trainer.mobile_bf16 = name == "bf16"
+        with torch.no_grad():
+            trainer.mobile_penalty(obs, act)
+            start = time.perf_counter()
+            for _ in range(steps):
+                trainer.mobile_penalty(obs, act)
+            out[f"{name}_ms"] = 1e3 * (time.perf_counter() - start) / steps
+            trainer.rng = np.random.default_rng(0)
+            torch.manual_seed(0)
+            penalty[name] = trainer.mobile_penalty(obs, act).numpy()
+    out["speedup"] = out["fp32_ms"] / out["bf16_ms"]
+    out["bf16_mean_relative_difference"] = float(abs(penalty["bf16"].mean() / penalty["fp32"].mean() - 1))
+    return out
 
 
 def update_gflop(obs_dim: int, act_dim: int) -> float:
@@ -114,7 +153,19 @@ def main() -> None:
                      "matmul_gflops": peak, "update_gflop": gflop, "ours_peak_fraction": mine * gflop / peak})
         print(f"{threads:>7} {mine:>13.1f} {sb3:>12.1f} {mine / sb3:>6.2f} {peak:>15.1f} "
               f"{100 * mine * gflop / peak:>14.0f}%", flush=True)
-    write_json(args.out, {"batch": BATCH, "hidden": HIDDEN, "steps": args.steps, "rows": rows})
+    print(f"\nMOBILE penalty (the model rows of a batch of {BATCH} x 5 elites x 10 samples)")
+    print(f"{'threads':>7} {'float32 ms':>11} {'bfloat16 ms':>12} {'speed-up':>9} {'penalty difference':>19}")
+    penalty_rows = []
+    for threads in args.threads:
+        row = {"threads": threads, **mobile_penalty(task, data, max(args.steps // 20, 10), threads,
+                                                      args.out.parent / "sac_speed_run")}
+        penalty_rows.append(row)
+        print(f"{threads:>7} {row['fp32_ms']:>11.1f} {row['bf16_ms']:>12.1f} {row['speedup']:>8.2f}x "
+              f"{100 * row['bf16_mean_relative_difference']:>18.2f}%", flush=True)
+    if not penalty_rows or not penalty_rows[0]["bf16_native"]:
+        print("(this CPU has no native bfloat16: mobile_precision 'auto' keeps float32 here)")
+    write_json(args.out, {"batch": BATCH, "hidden": HIDDEN, "steps": args.steps, "rows": rows,
+                          "mobile_penalty": penalty_rows})
 
 
 if __name__ == "__main__":

@@ -72,6 +72,20 @@ def test_mobile_penalty_is_the_spread_over_elites_of_the_next_state_value(data, 
     np.testing.assert_allclose(penalty.numpy(), 0.1, rtol=1e-5)
 
 
+def test_mobile_penalty_in_bfloat16_matches_float32(data, tmp_path):
+    t = trainer(data, tmp_path, backbone="mobile", hidden=(256, 256))
+    obs, act = torch.as_tensor(data.observations[:64]), torch.as_tensor(data.actions[:64])
+    penalties = {}
+    for bf16 in (False, True):
+        t.mobile_bf16, t.rng = bf16, np.random.default_rng(0)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            penalties[bf16] = t.mobile_penalty(obs, act).numpy()
+    assert penalties[True].dtype == np.float32
+    assert np.corrcoef(penalties[False], penalties[True])[0, 1] > 0.99
+    np.testing.assert_allclose(penalties[True].mean(), penalties[False].mean(), rtol=0.03)
+
+
 def test_rollouts_ended_by_the_filter_are_terminal_and_never_bootstrapped(data, tmp_path):
     t = trainer(data, tmp_path, rollout_horizon=50, threshold=0.75, dynamics=DriftingDynamics(stds=(1e-4,) * 3))
     stats = t.rollout()
