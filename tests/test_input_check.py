@@ -60,3 +60,14 @@ def test_states_take_their_base_from_the_odometry_stamped_nearest():
     assert check.dropped["odometry_non_finite"] == 1
     check.restart()  # a restarted robot: the odometry of its old clock is forgotten too
     assert check.state(states[0]) is None and check.dropped["state_malformed"] == 2
+
+
+def test_drops_since_report_counts_only_the_drops_after_the_previous_report():
+    check = InputCheck(Logger(), load_task_spec("halfcheetah"))
+    for _ in range(3):
+        check.command(Msg(data=[0.0]))  # wrong length
+    assert check.drops_since_report() == (3, 3)
+    assert check.drops_since_report() == (0, 3)
+    check.command(Msg(data=[float("nan")] * 6))
+    assert check.drops_since_report() == (1, 4)
+    assert dict(check.dropped) == {"command_wrong_length": 3, "command_non_finite": 1}

@@ -58,7 +58,6 @@ class CommandGuard:
         self._zeroed = None  # when the latest zero command went out
         self.silent = False
         self.counts = dict(forwarded=0, zeros=0, silent_events=0)
-        self._reported = dict(dropped=0)
 
     def receive(self, msg, now: float) -> np.ndarray | None:
         """A command (read by its data field) to forward, or None when it is dropped."""
@@ -106,8 +105,7 @@ class CommandGuard:
 
     def status(self, now: float) -> tuple[str, str, dict]:
         """(level 'ok', 'warn' or 'error', message, metrics) since the previous call, for /diagnostics."""
-        dropped = sum(self._check.dropped.values())
-        fresh_drops, self._reported['dropped'] = dropped - self._reported['dropped'], dropped
+        fresh_drops, dropped = self._check.drops_since_report()
         silence = now - self._forwarded if self._forwarded is not None else float('nan')
         if self.silent:
             level, message = 'error', f'controller silent for {silence:.2f} s: commanding zero'

@@ -4,18 +4,34 @@ import bisect
 from pathlib import Path
 
 import numpy as np
+from nav_msgs.msg import Odometry
+from rclpy.clock import Clock, ClockType
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
 from morec.bundle import ENSEMBLE_ONNX, REWARD_ONNX
 from morec.runtime import ModelFileError, OnnxDynamics, OnnxReward
 from morec.share import share_dir
 from morec.task_spec import TaskSpec
+from morec_ros.input_check import InputCheck
 
 # What ros2_control's joint_state_broadcaster and forward_command_controller use (reliable,
 # volatile, depth 10): monitors match a real robot's publishers without an adapter, and the command
 # guard subscribes and publishes as a forward_command_controller's peers do.
 MONITOR_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def watch_robot(node, check: InputCheck, on_state, command_topic: str, on_command, diagnostics_period: float,
+                on_diagnostics) -> None:
+    """A monitor's subscriptions: /joint_states, the base's odometry where the task has one (into `check`), and the
+    commands, with ros2_control's QoS; and its diagnostics timer on the steady clock, so reports keep coming when a
+    sim publishing /clock (use_sim_time) stops."""
+    node.create_subscription(JointState, 'joint_states', on_state, MONITOR_QOS)
+    if check.task.base:
+        node.create_subscription(Odometry, check.task.base.topic, check.odometry, MONITOR_QOS)
+    node.create_subscription(Float64MultiArray, command_topic, on_command, MONITOR_QOS)
+    node.create_timer(diagnostics_period, on_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
 
 def bundle_dir(value: str, task: TaskSpec) -> Path:

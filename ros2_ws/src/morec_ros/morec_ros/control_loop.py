@@ -97,7 +97,7 @@ class ControlLoop:
         self.stale, self._stale_reason = False, ''
         self._latency = deque(maxlen=cfg.latency_window)
         self.counts = dict(plans=0, commands=0, deadline_misses=0, stale_events=0, non_finite_actions=0)
-        self._reported = dict(commands=0, dropped=0, time=now)
+        self._reported = dict(commands=0, time=now)
 
     # ---- inputs -------------------------------------------------------------------------------
     def odometry(self, msg) -> None:
@@ -232,10 +232,9 @@ class ControlLoop:
     def status(self, now: float) -> tuple[str, str, dict]:
         """(level 'ok', 'warn' or 'error', message, metrics) since the previous call: the metrics are numbers
         (counts, rates, latencies; `shown` formats them for /diagnostics)."""
-        dropped = sum(self._check.dropped.values())
-        fresh_drops = dropped - self._reported['dropped']
+        fresh_drops, dropped = self._check.drops_since_report()
         rate = (self.counts['commands'] - self._reported['commands']) / (now - self._reported['time'])
-        self._reported = dict(commands=self.counts['commands'], dropped=dropped, time=now)
+        self._reported = dict(commands=self.counts['commands'], time=now)
         if self.stale:
             level, message = 'error', f'{self._stale_reason}: commanding {self.cfg.stale_action}'
         elif self._state is None:

@@ -12,15 +12,12 @@ from collections import deque
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from nav_msgs.msg import Odometry
-from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray
 
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.task_spec import load_task_spec
-from morec_ros.common import MONITOR_QOS, Transitions, bundle_dir, load_dynamics, matrix
+from morec_ros.common import Transitions, bundle_dir, load_dynamics, matrix, watch_robot
 from morec_ros.diagnostics import publish_diagnostics
 from morec_ros.input_check import InputCheck
 from morec_ros.node_main import main_for
@@ -43,18 +40,12 @@ class DynamicsNode(Node):
         self._check = InputCheck(self.get_logger(), spec)
         self._transitions = Transitions(spec.control_period)
         self._errors = deque(maxlen=p.error_window)
-        self._reported_drops = 0
 
         self._cand_pub = self.create_publisher(Float64MultiArray, 'morec/candidates', 10)
         self._error_pub = self.create_publisher(Float64, 'morec/prediction_error', 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(JointState, 'joint_states', self._on_state, MONITOR_QOS)
-        if spec.base:  # the base joints' state comes from odometry
-            self.create_subscription(Odometry, spec.base.topic, self._check.odometry, MONITOR_QOS)
-        self.create_subscription(Float64MultiArray, p.command_topic, self._on_command, MONITOR_QOS)
-        # Steady: diagnostics keep coming when a sim that publishes /clock (use_sim_time) stops.
-        self.create_timer(p.diagnostics_period, self._publish_diagnostics,
-                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+        watch_robot(self, self._check, self._on_state, p.command_topic, self._on_command, p.diagnostics_period,
+                    self._publish_diagnostics)
         self.get_logger().info(f'{self._hardware_id}: candidates for every command on {p.command_topic}')
 
     def _on_command(self, msg, info):
@@ -80,8 +71,7 @@ class DynamicsNode(Node):
             self._error_pub.publish(Float64(data=error))
 
     def _publish_diagnostics(self):
-        dropped = sum(self._check.dropped.values())
-        fresh_drops, self._reported_drops = dropped - self._reported_drops, dropped
+        fresh_drops, dropped = self._check.drops_since_report()
         errors = np.array(self._errors)
         level, message = DiagnosticStatus.OK, 'ok'
         if fresh_drops:

@@ -16,17 +16,14 @@ from collections import deque
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from nav_msgs.msg import Odometry
-from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from morec.bundle import read_card
 from morec.monitor import DEFAULT_ALARM_ON, GapMonitor, transition_signals
 from morec.rollout import FilterConfig, FilteredDynamics
 from morec.task_spec import load_task_spec
-from morec_ros.common import MONITOR_QOS, Transitions, bundle_dir, load_dynamics, load_reward
+from morec_ros.common import Transitions, bundle_dir, load_dynamics, load_reward, watch_robot
 from morec_ros.diagnostics import publish_diagnostics
 from morec_ros.input_check import InputCheck
 from morec_ros.node_main import main_for
@@ -68,18 +65,12 @@ class FilterNode(Node):
         self._last_real = float('nan')
         self._alarms = []  # signals beyond their thresholds after the latest real transition
         self._warn_since = None  # the real-transition count when the monitor started warning
-        self._reported_drops = 0
 
         self._pred_pub = self.create_publisher(Float64MultiArray, 'morec/prediction', 10)
         self._score_pub = self.create_publisher(Float64MultiArray, 'morec/dynamics_reward', 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(JointState, 'joint_states', self._on_state, MONITOR_QOS)
-        if spec.base:  # the base joints' state comes from odometry
-            self.create_subscription(Odometry, spec.base.topic, self._check.odometry, MONITOR_QOS)
-        self.create_subscription(Float64MultiArray, p.command_topic, self._on_command, MONITOR_QOS)
-        # Steady: diagnostics keep coming when a sim that publishes /clock (use_sim_time) stops.
-        self.create_timer(p.diagnostics_period, self._publish_diagnostics,
-                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+        watch_robot(self, self._check, self._on_state, p.command_topic, self._on_command, p.diagnostics_period,
+                    self._publish_diagnostics)
         rules = ', '.join(f'{k} {"<" if k == "dynamics_reward" else ">"} {v:.4g}'
                           for k, v in self._monitor.thresholds.items()) or 'no signal'
         source = 'calibrated in card.json' if limits else 'not calibrated: run `morec monitor --write-card`'
@@ -112,8 +103,7 @@ class FilterNode(Node):
             self._alarms = self._monitor.update({k: v[0] for k, v in signals.items()})
 
     def _publish_diagnostics(self):
-        dropped = sum(self._check.dropped.values())
-        fresh_drops, self._reported_drops = dropped - self._reported_drops, dropped
+        fresh_drops, dropped = self._check.drops_since_report()
         means, seen, window = self._monitor.means(), self._transitions.completed, self._monitor.window
         gap = bool(self._alarms)
         described = ', '.join(f'{k} {means[k]:.4g}' for k in self._alarms)

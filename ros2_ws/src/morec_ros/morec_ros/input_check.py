@@ -31,6 +31,7 @@ class InputCheck:
         self.task = task
         self._logger = logger
         self.dropped = Counter()
+        self._reported = 0  # drops counted up to the previous drops_since_report()
         self._last_stamp = None
         self._odometry = deque(maxlen=ODOMETRY_KEPT)  # (stamp in ns, BaseState)
 
@@ -70,6 +71,12 @@ class InputCheck:
         """Accept any stamp next: the state source went silent and may come back with its clock reset."""
         self._last_stamp = None
         self._odometry.clear()
+
+    def drops_since_report(self) -> tuple[int, int]:
+        """(messages dropped since the previous call, in all): a status report's fresh count and its total."""
+        total = sum(self.dropped.values())
+        fresh, self._reported = total - self._reported, total
+        return fresh, total
 
     def drop(self, kind, detail) -> None:
         """Count and warn about a message dropped for `kind`; None, what a check returns for it."""
