@@ -97,9 +97,10 @@ bench-offline: setup
 	for seed in 0 1 2; do for algo in td3bc iql; do .venv-d3rlpy/bin/python bench/d3rlpy_baselines.py \
 	  --algo $$algo --task walker2d --data artifacts/bench/walker2d/medium.npz --dataset-name medium \
 	  --seed $$seed --steps 100000 --out docs/results/offline/walker2d-medium/$${algo}_seed$$seed.json; done; done
-	.venv-d3rlpy/bin/python bench/d3rlpy_baselines.py --algo cql --task halfcheetah \
-	  --data artifacts/bench/halfcheetah/medium.npz --dataset-name medium --seed 0 --steps 10000 --eval-every 2000 \
-	  --note "reduced budget: about 4-6 steps/s on one CPU thread" --out docs/results/offline/halfcheetah-medium/cql_seed0.json
+	for seed in 0 1 2; do .venv-d3rlpy/bin/python bench/d3rlpy_baselines.py --algo cql --task halfcheetah \
+	  --data artifacts/bench/halfcheetah/medium.npz --dataset-name medium --seed $$seed --steps 10000 --eval-every 2000 \
+	  --note "reduced budget: about 4-6 steps/s on one CPU thread" \
+	  --out docs/results/offline/halfcheetah-medium/cql_seed$$seed.json; done
 	$(PY) bench/filter_along_policy_rollouts.py --policy artifacts/offline/halfcheetah-medium/morec-mopo_seed0/policy.onnx
 	for task in hopper walker2d; do for method in mopo morec-mopo mopo-disagreement-end; do \
 	  $(PY) bench/filter_along_policy_rollouts.py --policy artifacts/offline/$$task-medium/$${method}_seed0/policy.onnx \
